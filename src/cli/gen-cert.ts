@@ -1,0 +1,40 @@
+/** `provisiond gen-cert`: a self-signed certificate for the SCIM port, and how to make Okta's agent trust it. */
+import { X509Certificate } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import selfsigned from "selfsigned";
+
+export interface GenCertOptions {
+  outDir: string;
+  hosts: string[];
+  days: number;
+}
+
+export async function genCert(
+  o: GenCertOptions,
+): Promise<{ certFile: string; keyFile: string; fingerprint: string }> {
+  const notAfter = new Date(Date.now() + o.days * 86_400_000);
+  const pems = await selfsigned.generate([{ name: "commonName", value: o.hosts[0]! }], {
+    keySize: 2048,
+    algorithm: "sha256",
+    notAfterDate: notAfter,
+    extensions: [
+      { name: "basicConstraints", cA: false },
+      { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
+      { name: "extKeyUsage", serverAuth: true },
+      {
+        name: "subjectAltName",
+        altNames: o.hosts.map((h) =>
+          /^[\d.]+$/.test(h) || h.includes(":") ? { type: 7, ip: h } : { type: 2, value: h },
+        ),
+      },
+    ],
+  });
+  mkdirSync(o.outDir, { recursive: true });
+  const certFile = resolve(o.outDir, "provisiond.crt");
+  const keyFile = resolve(o.outDir, "provisiond.key");
+  writeFileSync(certFile, pems.cert);
+  writeFileSync(keyFile, pems.private, { mode: 0o600 });
+  const fingerprint = new X509Certificate(pems.cert).fingerprint256;
+  return { certFile, keyFile, fingerprint };
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+/** provisiond's command line: `node` (the default) runs a node; `gen-cert` makes a TLS certificate. */
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "../config/index.js";
+import { genCert } from "./gen-cert.js";
+import { startNode } from "./node.js";
+
+const USAGE = `usage: provisiond [command]
+
+commands:
+  node        run a node (default); configured by PROVISIOND_* environment variables (see README)
+  gen-cert    write a self-signed TLS certificate: --out DIR (default ./data/tls), --host NAME (repeatable), --days N
+  help        show this text`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command = "node", ...rest] = argv;
+  switch (command) {
+    case "node":
+      return runNode();
+    case "gen-cert": {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          out: { type: "string", default: "./data/tls" },
+          host: { type: "string", multiple: true },
+          days: { type: "string", default: "825" },
+        },
+      });
+      const hosts = values.host?.length ? values.host : ["localhost", "127.0.0.1"];
+      const days = Number(values.days);
+      if (!Number.isInteger(days) || days < 1) throw new ConfigError("--days", "must be a positive integer");
+      const r = await genCert({ outDir: values.out, hosts, days });
+      process.stdout.write(
+        [
+          `certificate: ${r.certFile}`,
+          `private key: ${r.keyFile} (mode 0600)`,
+          `SHA-256 fingerprint: ${r.fingerprint}`,
+          "",
+          "Serve SCIM over TLS 1.2+ with:",
+          `  PROVISIOND_TLS_CERT_FILE=${r.certFile} PROVISIOND_TLS_KEY_FILE=${r.keyFile} npm start`,
+          "",
+          "Make Okta's Provisioning Agent trust it (on the agent's host, with the agent's JRE):",
+          `  keytool -importcert -noprompt -alias provisiond -file ${r.certFile} -keystore "$OKTA_AGENT_JRE/lib/security/cacerts" -storepass changeit`,
+          "Then check the fingerprint the agent sees against the one above.",
+          "",
+        ].join("\n"),
+      );
+      return 0;
+    }
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    default:
+      process.stderr.write(`provisiond: unknown command "${command}"\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+async function runNode(): Promise<number> {
+  const cfg = loadConfig();
+  const node = await startNode(cfg);
+  const lines = [
+    `provisiond node ${cfg.nodeId} is up`,
+    `  SCIM base URL: ${node.scimUrl}`,
+    `  admin:         ${node.adminUrl}/status  /metrics  /healthz  /readyz`,
+    `  store:         ${cfg.store.url.startsWith("sqlite:") ? cfg.store.url : "mysql (PROVISIOND_STORE_URL)"}`,
+    cfg.auth.disabled
+      ? "  auth:          OFF (PROVISIOND_SCIM_AUTH=none)"
+      : cfg.auth.generatedTokenFile
+        ? `  auth:          bearer token generated into ${cfg.auth.generatedTokenFile} (set PROVISIOND_SCIM_TOKEN to choose your own)`
+        : `  auth:          ${[cfg.auth.bearerTokens.length ? "bearer token" : "", cfg.auth.basic ? "HTTP Basic" : "", cfg.auth.header ? `header ${cfg.auth.header.name}` : ""].filter(Boolean).join(", ")} from the environment`,
+  ];
+  process.stderr.write(`${lines.join("\n")}\n`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    node.logger.info({ signal }, "stopping");
+    await node.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+  return -1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`provisiond: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`provisiond: failed to start: ${(err as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,366 @@
+/**
+ * Turns the environment (and an optional JSON file that mirrors it) into one validated object. Every problem
+ * stops startup with one line that names the variable and says what to fix.
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import type { CustomSchemaConfig } from "../scim/schema.js";
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = "ConfigError";
+  }
+}
+
+export interface AuthConfig {
+  /** Set only by PROVISIOND_SCIM_AUTH=none. */
+  disabled: boolean;
+  bearerTokens: string[];
+  basic?: { user: string; password: string };
+  header?: { name: string; value: string };
+  /** Where a generated token lives when no credential was configured. */
+  generatedTokenFile?: string;
+}
+
+export interface Config {
+  nodeId: string;
+  dataDir: string;
+  logLevel: string;
+  scim: {
+    host: string;
+    port: number;
+    basePath: "/scim/v2";
+    publicBaseUrl?: string;
+    maxBodyBytes: number;
+    maxResults: number;
+    maxFilterLength: number;
+    passwordSync: boolean;
+  };
+  admin: { host: string; port: number };
+  tls?: { certFile: string; keyFile: string };
+  auth: AuthConfig;
+  store: {
+    url: string;
+    mysqlPoolSize: number;
+    queryTimeoutMs: number;
+    breaker: {
+      timeoutMs: number;
+      errorThresholdPercentage: number;
+      volumeThreshold: number;
+      resetTimeoutMs: number;
+      rollingWindowMs: number;
+    };
+  };
+  customSchema?: CustomSchemaConfig;
+}
+
+type Env = Record<string, string | undefined>;
+
+class Reader {
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v === "" ? undefined : v;
+  }
+
+  str(name: string, def: string): string {
+    return this.raw(name) ?? def;
+  }
+
+  /** A secret from NAME or from the file NAME_FILE names (one of them, not both). */
+  secret(name: string): string | undefined {
+    const direct = this.raw(name);
+    const file = this.raw(`${name}_FILE`);
+    if (direct !== undefined && file !== undefined)
+      throw new ConfigError(name, `set either ${name} or ${name}_FILE, not both`);
+    if (file === undefined) return direct;
+    try {
+      const v = readFileSync(file, "utf8").trim();
+      if (!v) throw new ConfigError(`${name}_FILE`, `the file ${file} is empty`);
+      return v;
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError(
+        `${name}_FILE`,
+        `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+      );
+    }
+  }
+
+  int(name: string, def: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    if (!/^-?\d+$/.test(v.trim())) throw new ConfigError(name, `must be an integer, got "${v}"`);
+    const n = Number(v);
+    if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+    return n;
+  }
+
+  bool(name: string, def: boolean): boolean {
+    const v = this.raw(name)?.toLowerCase();
+    if (v === undefined) return def;
+    if (["1", "true", "yes", "on"].includes(v)) return true;
+    if (["0", "false", "no", "off"].includes(v)) return false;
+    throw new ConfigError(name, `must be true or false, got "${v}"`);
+  }
+
+  oneOf<T extends string>(name: string, def: T, allowed: readonly T[]): T {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    if (!(allowed as readonly string[]).includes(v))
+      throw new ConfigError(name, `must be one of ${allowed.join(", ")}, got "${v}"`);
+    return v as T;
+  }
+}
+
+/** A JSON config file's keys are the environment variable names; the environment wins over the file. */
+function withConfigFile(env: Env): Env {
+  const file = env.PROVISIOND_CONFIG_FILE;
+  if (!file) return env;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new ConfigError(
+      "PROVISIOND_CONFIG_FILE",
+      `cannot read ${file} as JSON (${(err as Error).message})`,
+    );
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError("PROVISIOND_CONFIG_FILE", "must hold a JSON object of PROVISIOND_* keys");
+  }
+  const out: Env = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    if (!k.startsWith("PROVISIOND_")) throw new ConfigError("PROVISIOND_CONFIG_FILE", `unknown key "${k}"`);
+    out[k] = typeof v === "string" ? v : JSON.stringify(v);
+  }
+  return { ...out, ...env };
+}
+
+function storeUrl(r: Reader, dataDir: string): string {
+  const url = r.raw("PROVISIOND_STORE_URL") ?? `sqlite:${resolve(dataDir, "provisiond.db")}`;
+  if (url.startsWith("sqlite:")) {
+    if (url.length === "sqlite:".length)
+      throw new ConfigError(
+        "PROVISIOND_STORE_URL",
+        "sqlite: needs a file path, e.g. sqlite:./data/provisiond.db",
+      );
+    return url;
+  }
+  if (url.startsWith("mysql://")) {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new ConfigError(
+        "PROVISIOND_STORE_URL",
+        "is not a valid URL; expected mysql://user:pass@host:port/db",
+      );
+    }
+    if (!u.hostname || u.pathname.length <= 1) {
+      throw new ConfigError(
+        "PROVISIOND_STORE_URL",
+        "must name a host and a database: mysql://user:pass@host:port/db",
+      );
+    }
+    return url;
+  }
+  throw new ConfigError("PROVISIOND_STORE_URL", "must start with mysql:// or sqlite:");
+}
+
+const URN_RE = /^urn:[a-z0-9][a-z0-9-]{0,31}:[a-z0-9()+,\-.:=@;$_!*'%/?#]+$/i;
+const COLUMN_RE = /^[a-z_][a-z0-9_]{0,63}$/;
+const RESERVED_COLUMNS = new Set([
+  "seq",
+  "id",
+  "user_name",
+  "user_name_ci",
+  "external_id",
+  "display_name",
+  "given_name",
+  "family_name",
+  "email",
+  "active",
+  "created",
+  "last_modified",
+  "version",
+  "doc",
+  "password_hash",
+]);
+
+function customSchema(r: Reader): CustomSchemaConfig | undefined {
+  const file = r.raw("PROVISIOND_CUSTOM_SCHEMA_FILE");
+  const inline = r.raw("PROVISIOND_CUSTOM_SCHEMA");
+  const name = file ? "PROVISIOND_CUSTOM_SCHEMA_FILE" : "PROVISIOND_CUSTOM_SCHEMA";
+  if (!file && !inline) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(file ? readFileSync(file, "utf8") : inline!);
+  } catch (err) {
+    throw new ConfigError(name, `is not readable JSON (${(err as Error).message})`);
+  }
+  const cfg = parsed as Partial<CustomSchemaConfig>;
+  const urn = cfg.urn ?? "urn:ietf:params:scim:schemas:extension:provisiond:2.0:User";
+  if (!URN_RE.test(urn)) throw new ConfigError(name, `"${urn}" is not a URN`);
+  if (!Array.isArray(cfg.attributes) || cfg.attributes.length === 0) {
+    throw new ConfigError(name, `needs a non-empty "attributes" array`);
+  }
+  const seen = new Set<string>();
+  for (const a of cfg.attributes) {
+    if (!a || typeof a.name !== "string" || !/^[A-Za-z][A-Za-z0-9_-]*$/.test(a.name)) {
+      throw new ConfigError(name, `attribute ${JSON.stringify(a?.name)} needs a name like "costCenter"`);
+    }
+    if (!["string", "boolean", "integer", "decimal", "dateTime"].includes(a.type)) {
+      throw new ConfigError(
+        name,
+        `attribute "${a.name}": type must be string, boolean, integer, decimal or dateTime`,
+      );
+    }
+    if (typeof a.column !== "string" || !COLUMN_RE.test(a.column) || RESERVED_COLUMNS.has(a.column)) {
+      throw new ConfigError(
+        name,
+        `attribute "${a.name}": "column" must be a new lower-case SQL identifier (e.g. "cost_center")`,
+      );
+    }
+    if (seen.has(a.name.toLowerCase()) || seen.has(`col:${a.column}`)) {
+      throw new ConfigError(name, `attribute "${a.name}" or its column is defined twice`);
+    }
+    seen.add(a.name.toLowerCase());
+    seen.add(`col:${a.column}`);
+  }
+  if (cfg.attributes.every((a) => a.multiValued)) {
+    throw new ConfigError(
+      name,
+      "every attribute is multi-valued; Okta rejects a custom schema with only array attributes, so add at least one single-valued attribute",
+    );
+  }
+  return { urn, ...(cfg.name ? { name: cfg.name } : {}), attributes: cfg.attributes };
+}
+
+function auth(r: Reader, dataDir: string): AuthConfig {
+  const mode = r.oneOf("PROVISIOND_SCIM_AUTH", "on", ["on", "none"] as const);
+  const token = r.secret("PROVISIOND_SCIM_TOKEN");
+  const basicUser = r.raw("PROVISIOND_SCIM_BASIC_USER");
+  const basicPassword = r.secret("PROVISIOND_SCIM_BASIC_PASSWORD");
+  const headerName = r.raw("PROVISIOND_SCIM_HEADER_NAME");
+  const headerValue = r.secret("PROVISIOND_SCIM_HEADER_VALUE");
+  if (mode === "none") {
+    if (token || basicUser || headerName) {
+      throw new ConfigError(
+        "PROVISIOND_SCIM_AUTH",
+        "is none, yet credentials are configured; remove one or the other",
+      );
+    }
+    return { disabled: true, bearerTokens: [] };
+  }
+  if ((basicUser === undefined) !== (basicPassword === undefined)) {
+    throw new ConfigError(
+      basicUser === undefined ? "PROVISIOND_SCIM_BASIC_USER" : "PROVISIOND_SCIM_BASIC_PASSWORD",
+      "Basic authentication needs both PROVISIOND_SCIM_BASIC_USER and PROVISIOND_SCIM_BASIC_PASSWORD",
+    );
+  }
+  if (basicUser?.includes(":")) throw new ConfigError("PROVISIOND_SCIM_BASIC_USER", "must not contain ':'");
+  if ((headerName === undefined) !== (headerValue === undefined)) {
+    throw new ConfigError(
+      headerName === undefined ? "PROVISIOND_SCIM_HEADER_NAME" : "PROVISIOND_SCIM_HEADER_VALUE",
+      "the custom header mode needs both PROVISIOND_SCIM_HEADER_NAME and PROVISIOND_SCIM_HEADER_VALUE",
+    );
+  }
+  if (headerName !== undefined && !/^[A-Za-z0-9-]+$/.test(headerName)) {
+    throw new ConfigError(
+      "PROVISIOND_SCIM_HEADER_NAME",
+      "must be an HTTP header name (letters, digits, '-')",
+    );
+  }
+  if (headerName?.toLowerCase() === "authorization") {
+    throw new ConfigError(
+      "PROVISIOND_SCIM_HEADER_NAME",
+      "use PROVISIOND_SCIM_TOKEN or the Basic variables for Authorization",
+    );
+  }
+  for (const [n, v] of [
+    ["PROVISIOND_SCIM_TOKEN", token],
+    ["PROVISIOND_SCIM_BASIC_PASSWORD", basicPassword],
+    ["PROVISIOND_SCIM_HEADER_VALUE", headerValue],
+  ] as const) {
+    if (v !== undefined && v.length < 16)
+      throw new ConfigError(n, "is shorter than 16 characters; use a long random secret");
+  }
+  const cfg: AuthConfig = { disabled: false, bearerTokens: token ? [token] : [] };
+  if (basicUser && basicPassword) cfg.basic = { user: basicUser, password: basicPassword };
+  if (headerName && headerValue) cfg.header = { name: headerName.toLowerCase(), value: headerValue };
+  if (!token && !cfg.basic && !cfg.header) cfg.generatedTokenFile = resolve(dataDir, "scim-token");
+  return cfg;
+}
+
+export function loadConfig(rawEnv: Env = process.env): Config {
+  const env = withConfigFile(rawEnv);
+  const r = new Reader(env);
+  const dataDir = resolve(r.str("PROVISIOND_DATA_DIR", "./data"));
+  const certFile = r.raw("PROVISIOND_TLS_CERT_FILE");
+  const keyFile = r.raw("PROVISIOND_TLS_KEY_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError(
+      certFile ? "PROVISIOND_TLS_KEY_FILE" : "PROVISIOND_TLS_CERT_FILE",
+      "TLS needs both a certificate and a key file",
+    );
+  }
+  const publicBaseUrl = r.raw("PROVISIOND_PUBLIC_BASE_URL");
+  if (publicBaseUrl !== undefined && !/^https?:\/\/[^/]+/.test(publicBaseUrl)) {
+    throw new ConfigError(
+      "PROVISIOND_PUBLIC_BASE_URL",
+      "must be an http(s) URL such as https://scim.example.com",
+    );
+  }
+  const scimPort = r.int("PROVISIOND_SCIM_PORT", 8080, 0, 65535);
+  const adminPort = r.int("PROVISIOND_ADMIN_PORT", 9464, 0, 65535);
+  if (scimPort !== 0 && scimPort === adminPort)
+    throw new ConfigError("PROVISIOND_ADMIN_PORT", `must differ from PROVISIOND_SCIM_PORT (${scimPort})`);
+  const cfg: Config = {
+    nodeId: r.str("PROVISIOND_NODE_ID", hostname()),
+    dataDir,
+    logLevel: r.oneOf("PROVISIOND_LOG_LEVEL", "info", [
+      "fatal",
+      "error",
+      "warn",
+      "info",
+      "debug",
+      "trace",
+      "silent",
+    ] as const),
+    scim: {
+      host: r.str("PROVISIOND_SCIM_HOST", "0.0.0.0"),
+      port: scimPort,
+      basePath: "/scim/v2",
+      ...(publicBaseUrl ? { publicBaseUrl: publicBaseUrl.replace(/\/+$/, "") } : {}),
+      maxBodyBytes: r.int("PROVISIOND_SCIM_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
+      maxResults: r.int("PROVISIOND_SCIM_MAX_RESULTS", 1000, 1, 10_000),
+      maxFilterLength: r.int("PROVISIOND_SCIM_MAX_FILTER_LENGTH", 4096, 64, 65_536),
+      passwordSync: r.bool("PROVISIOND_PASSWORD_SYNC", false),
+    },
+    admin: { host: r.str("PROVISIOND_ADMIN_HOST", "0.0.0.0"), port: adminPort },
+    auth: auth(r, dataDir),
+    store: {
+      url: storeUrl(r, dataDir),
+      mysqlPoolSize: r.int("PROVISIOND_STORE_POOL_SIZE", 10, 1, 500),
+      queryTimeoutMs: r.int("PROVISIOND_STORE_QUERY_TIMEOUT_MS", 10_000, 100, 600_000),
+      breaker: {
+        timeoutMs: r.int("PROVISIOND_BREAKER_TIMEOUT_MS", 10_000, 100, 600_000),
+        errorThresholdPercentage: r.int("PROVISIOND_BREAKER_ERROR_THRESHOLD_PERCENT", 50, 1, 100),
+        volumeThreshold: r.int("PROVISIOND_BREAKER_VOLUME_THRESHOLD", 5, 1, 10_000),
+        resetTimeoutMs: r.int("PROVISIOND_BREAKER_RESET_MS", 10_000, 100, 600_000),
+        rollingWindowMs: r.int("PROVISIOND_BREAKER_WINDOW_MS", 10_000, 1000, 600_000),
+      },
+    },
+  };
+  if (certFile && keyFile) cfg.tls = { certFile, keyFile };
+  const custom = customSchema(r);
+  if (custom) cfg.customSchema = custom;
+  return cfg;
+}

@@ -1,0 +1,54 @@
+/** The node's Prometheus metrics (prefix provisiond_, base units, _total on counters). One instance per node. */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly scimRequests = new Counter({
+    name: "provisiond_scim_requests_total",
+    help: "SCIM requests answered, by method, route and status",
+    labelNames: ["method", "route", "status"] as const,
+    registers: [this.registry],
+  });
+
+  readonly scimDuration = new Histogram({
+    name: "provisiond_scim_request_duration_seconds",
+    help: "SCIM request latency",
+    labelNames: ["method", "route"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly storeQueryDuration = new Histogram({
+    name: "provisiond_store_query_duration_seconds",
+    help: "App store transaction latency, by operation",
+    labelNames: ["operation"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly breakerState = new Gauge({
+    name: "provisiond_breaker_state",
+    help: "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+    labelNames: ["breaker"] as const,
+    registers: [this.registry],
+  });
+
+  readonly breakerEvents = new Counter({
+    name: "provisiond_breaker_events_total",
+    help: "Circuit breaker events (open, halfOpen, close, reject, timeout, failure)",
+    labelNames: ["breaker", "event"] as const,
+    registers: [this.registry],
+  });
+
+  readonly authFailures = new Counter({
+    name: "provisiond_scim_auth_failures_total",
+    help: "SCIM requests refused for a missing or wrong credential",
+    registers: [this.registry],
+  });
+
+  constructor(nodeId: string) {
+    this.registry.setDefaultLabels({ node: nodeId });
+    collectDefaultMetrics({ register: this.registry, prefix: "provisiond_" });
+  }
+}

@@ -1,0 +1,312 @@
+/** The SCIM 2.0 HTTP server: express 5, one transaction per request, RFC 7644 errors for everything. */
+import { randomUUID } from "node:crypto";
+import express, { type NextFunction, type Request, type Response, Router } from "express";
+import type { Logger } from "pino";
+import { pinoHttp } from "pino-http";
+import type { AuthConfig } from "../../config/index.js";
+import type { Metrics } from "../../observability/metrics.js";
+import { StoreUnavailable, UniqueViolation } from "../../store/errors.js";
+import type { RequestContext } from "../context.js";
+import { badRequest, conflict, ScimError } from "../errors.js";
+import type { GroupService } from "../groups.js";
+import { type ListLimits, type ListParams, readListParams, readSearchBody } from "../list.js";
+import { Projection } from "../projection.js";
+import { etagOf, ifNoneMatchHolds } from "../render.js";
+import type { ResourceSchema } from "../schema.js";
+import type { UserService } from "../users.js";
+import { authMiddleware } from "./auth.js";
+import { discoveryRouter } from "./discovery.js";
+import { baseUrlOf, sendScim } from "./respond.js";
+
+export interface ScimAppOptions {
+  auth: AuthConfig;
+  /** Configured tokens plus a generated one, if any. */
+  bearerTokens: string[];
+  maxBodyBytes: number;
+  limits: ListLimits;
+  passwordSync: boolean;
+  publicBaseUrl?: string;
+}
+
+export interface ScimAppDeps {
+  users: UserService;
+  groups: GroupService;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+const JSON_TYPES = ["application/json", "application/scim+json", "application/*+json"];
+
+function queryParams(req: Request): Record<string, unknown> {
+  return req.query as Record<string, unknown>;
+}
+
+export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.Express {
+  const { users, groups, metrics, logger } = deps;
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.set("query parser", "simple");
+
+  // Okta's agent wants a base URL ending in "/", so it asks for /scim/v2//Users; collapse repeated slashes.
+  app.use((req, _res, next) => {
+    const q = req.url.indexOf("?");
+    const path = q < 0 ? req.url : req.url.slice(0, q);
+    if (path.includes("//")) req.url = path.replace(/\/{2,}/g, "/") + (q < 0 ? "" : req.url.slice(q));
+    next();
+  });
+
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: (req, res) => {
+        const given = req.headers["x-request-id"];
+        const id = typeof given === "string" && REQUEST_ID_RE.test(given) ? given : randomUUID();
+        res.setHeader("X-Request-Id", id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) =>
+        err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "warn" : "info",
+      serializers: {
+        req: (req) => ({
+          id: req.id,
+          method: req.method,
+          url: req.url,
+          userAgent: req.headers["user-agent"],
+        }),
+        res: (res) => ({ statusCode: res.statusCode }),
+      },
+    }),
+  );
+
+  app.use((req, res, next) => {
+    const start = process.hrtime.bigint();
+    res.on("finish", () => {
+      const route = (res.locals.route as string | undefined) ?? "other";
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      metrics.scimRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+      metrics.scimDuration.observe({ method: req.method, route }, seconds);
+    });
+    next();
+  });
+
+  const scim = Router({ caseSensitive: false });
+  scim.use(authMiddleware(opts.auth, opts.bearerTokens, () => metrics.authFailures.inc()));
+  scim.use(express.json({ limit: opts.maxBodyBytes, type: JSON_TYPES, strict: true }));
+
+  const ctxOf = (req: Request, res: Response): RequestContext => {
+    const ctx: RequestContext = {
+      baseUrl: baseUrlOf(req, opts.publicBaseUrl),
+      actor: String(res.locals.actor ?? "unknown"),
+    };
+    const ua = req.get("user-agent");
+    if (ua) ctx.client = ua;
+    ctx.requestId = String(req.id);
+    const ifMatch = req.get("if-match");
+    if (ifMatch) ctx.ifMatch = ifMatch;
+    return ctx;
+  };
+  const bodyOf = (req: Request): unknown => {
+    if (req.body === undefined) {
+      throw badRequest(
+        "invalidSyntax",
+        "the request needs a JSON body with Content-Type application/scim+json",
+      );
+    }
+    return req.body;
+  };
+  const projectionOf = (rs: ResourceSchema, req: Request): Projection => {
+    const p = readListParams(queryParams(req), opts.limits, false);
+    return Projection.parse(rs, p.attributes, p.excludedAttributes);
+  };
+  const label = (route: string) => (_req: Request, res: Response, next: NextFunction) => {
+    res.locals.route = route;
+    next();
+  };
+  const methodNotAllowed = (_req: Request, _res: Response) => {
+    throw new ScimError(405, undefined, "method not allowed on this endpoint");
+  };
+
+  for (const [svc, endpoint] of [
+    [users, "/Users"],
+    [groups, "/Groups"],
+  ] as const) {
+    const rs = svc.rs;
+    scim
+      .route(endpoint)
+      .all(label(endpoint))
+      .get(async (req, res) => {
+        sendScim(
+          res,
+          200,
+          await svc.list(readListParams(queryParams(req), opts.limits, false), ctxOf(req, res)),
+        );
+      })
+      .post(async (req, res) => {
+        const out = await svc.create(bodyOf(req), ctxOf(req, res), projectionOf(rs, req));
+        const location = (out.resource.meta as { location: string }).location;
+        sendScim(res, 201, out.resource, { ETag: etagOf(out.version), Location: location });
+      })
+      .all(methodNotAllowed);
+    scim
+      .route(`${endpoint}/.search`)
+      .all(label(`${endpoint}/.search`))
+      .post(async (req, res) => {
+        sendScim(res, 200, await svc.list(readSearchBody(bodyOf(req), opts.limits), ctxOf(req, res)));
+      })
+      .all(methodNotAllowed);
+    scim
+      .route(`${endpoint}/:id`)
+      .all(label(`${endpoint}/:id`))
+      .get(async (req, res) => {
+        const out = await svc.get(String(req.params.id), ctxOf(req, res), projectionOf(rs, req));
+        if (!ifNoneMatchHolds(req.get("if-none-match"), out.version)) {
+          res.status(304).set("ETag", etagOf(out.version)).end();
+          return;
+        }
+        sendScim(res, 200, out.resource, { ETag: etagOf(out.version) });
+      })
+      .put(async (req, res) => {
+        const out = await svc.replace(
+          String(req.params.id),
+          bodyOf(req),
+          ctxOf(req, res),
+          projectionOf(rs, req),
+        );
+        sendScim(res, 200, out.resource, { ETag: etagOf(out.version) });
+      })
+      .patch(async (req, res) => {
+        const id = String(req.params.id);
+        if (svc === groups) {
+          // Groups answer 204 unless the client asks for attributes: a big group's members are not echoed.
+          const q = queryParams(req);
+          const wantsBody = q.attributes !== undefined || q.excludedAttributes !== undefined;
+          const out = await groups.patch(
+            id,
+            bodyOf(req),
+            ctxOf(req, res),
+            wantsBody ? projectionOf(rs, req) : undefined,
+          );
+          if (!out.resource) {
+            res.status(204).set("ETag", etagOf(out.version)).end();
+            return;
+          }
+          sendScim(res, 200, out.resource, { ETag: etagOf(out.version) });
+          return;
+        }
+        const out = await users.patch(id, bodyOf(req), ctxOf(req, res), projectionOf(rs, req));
+        sendScim(res, 200, out.resource, { ETag: etagOf(out.version) });
+      })
+      .delete(async (req, res) => {
+        await svc.delete(String(req.params.id), ctxOf(req, res));
+        res.status(204).end();
+      })
+      .all(methodNotAllowed);
+  }
+
+  scim
+    .route("/.search")
+    .all(label("/.search"))
+    .post(async (req, res) => {
+      sendScim(
+        res,
+        200,
+        await rootSearch(readSearchBody(bodyOf(req), opts.limits), ctxOf(req, res), users, groups),
+      );
+    })
+    .all(methodNotAllowed);
+
+  scim.use((_req, res, next) => {
+    res.locals.route ??= "discovery";
+    next();
+  });
+  scim.use(
+    discoveryRouter(
+      [users.rs, groups.rs],
+      {
+        maxResults: opts.limits.maxResults,
+        passwordSync: opts.passwordSync,
+        basic: opts.auth.basic !== undefined,
+        bearer: opts.bearerTokens.length > 0,
+        ...(opts.auth.header ? { header: opts.auth.header.name } : {}),
+      },
+      opts.publicBaseUrl,
+    ),
+  );
+
+  app.use("/scim/v2", scim);
+  app.use((_req, _res, next) =>
+    next(new ScimError(404, undefined, "no such endpoint; the SCIM base path is /scim/v2")),
+  );
+  app.use(errorHandler(logger));
+  return app;
+}
+
+/** Root-level search (RFC 7644 §3.4.3): users, then groups, paged as one list. */
+async function rootSearch(p: ListParams, ctx: RequestContext, users: UserService, groups: GroupService) {
+  const attempt = async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn();
+    } catch (err) {
+      // A filter or attribute that one resource type lacks selects nothing of that type.
+      if (err instanceof ScimError && err.status === 400) return undefined;
+      throw err;
+    }
+  };
+  const u = await attempt(() => users.list({ ...p, count: 0 }, ctx));
+  const g = await attempt(() => groups.list({ ...p, count: 0 }, ctx));
+  if (!u && !g) await users.list({ ...p, count: 0 }, ctx);
+  const uTotal = u?.totalResults ?? 0;
+  const gTotal = g?.totalResults ?? 0;
+  const Resources: Record<string, unknown>[] = [];
+  if (u && p.startIndex <= uTotal && p.count > 0) {
+    Resources.push(...(await users.list(p, ctx)).Resources);
+  }
+  const left = p.count - Resources.length;
+  if (g && left > 0) {
+    const start = Math.max(1, p.startIndex - uTotal);
+    if (start <= gTotal)
+      Resources.push(...(await groups.list({ ...p, startIndex: start, count: left }, ctx)).Resources);
+  }
+  return {
+    schemas: [LIST],
+    totalResults: uTotal + gTotal,
+    itemsPerPage: Resources.length,
+    startIndex: p.startIndex,
+    Resources,
+  };
+}
+const LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+function errorHandler(logger: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    let e: ScimError;
+    const bodyErr = err as { type?: string; status?: number; limit?: number };
+    if (err instanceof ScimError) e = err;
+    else if (err instanceof UniqueViolation) e = conflict("the resource clashes with an existing one");
+    else if (err instanceof StoreUnavailable) {
+      e = new ScimError(503, undefined, `${err.message}; retry later`, {
+        "Retry-After": String(err.retryAfterSeconds),
+      });
+    } else if (bodyErr?.type === "entity.too.large") {
+      e = new ScimError(413, undefined, `the request body is larger than ${bodyErr.limit} bytes`);
+    } else if (bodyErr?.type === "entity.parse.failed") {
+      e = badRequest("invalidSyntax", "the request body is not valid JSON");
+    } else if (bodyErr?.type === "encoding.unsupported" || bodyErr?.type === "charset.unsupported") {
+      e = new ScimError(415, undefined, "unsupported body encoding or charset; send UTF-8 JSON");
+    } else if (bodyErr?.type === "request.aborted") {
+      e = badRequest("invalidSyntax", "the request body was cut off");
+    } else {
+      (req as Request & { log?: Logger }).log?.error({ err }, "unexpected error") ??
+        logger.error({ err }, "unexpected error");
+      e = new ScimError(
+        500,
+        undefined,
+        "internal error; the request id in X-Request-Id identifies it in the logs",
+      );
+    }
+    if (res.headersSent) return;
+    sendScim(res, e.status, e.toJSON(), e.headers);
+  };
+}

@@ -1,0 +1,128 @@
+/** Query parameters of list and search requests (RFC 7644 §3.4.2, §3.4.3), from a URL or a SearchRequest body. */
+import { badRequest } from "./errors.js";
+import { type Filter, parseFilter } from "./filter.js";
+import { isObject } from "./resource.js";
+
+export const LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+export const SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+export interface ListParams {
+  filter?: Filter;
+  startIndex: number;
+  count: number;
+  sortBy?: string;
+  descending: boolean;
+  attributes?: string[];
+  excludedAttributes?: string[];
+}
+
+export interface ListLimits {
+  maxResults: number;
+  maxFilterLength: number;
+}
+
+function int(name: string, v: unknown): number | undefined {
+  if (v === undefined || v === null || v === "") return undefined;
+  const n =
+    typeof v === "number"
+      ? v
+      : typeof v === "string" && /^[-+]?\d{1,15}$/.test(v.trim())
+        ? Number(v)
+        : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw badRequest("invalidValue", `'${name}' must be an integer`);
+  return n;
+}
+
+function names(name: string, v: unknown): string[] | undefined {
+  if (v === undefined || v === null || v === "") return undefined;
+  const list = Array.isArray(v) ? v : [v];
+  if (!list.every((x) => typeof x === "string"))
+    throw badRequest("invalidValue", `'${name}' must list attribute names`);
+  return (list as string[])
+    .flatMap((s) => splitNames(s))
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** Splits on commas outside brackets and quotes, so `emails[type eq "a,b"]` stays one name. */
+function splitNames(s: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let cur = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (quoted) {
+      if (c === "\\") {
+        cur += c + (s[++i] ?? "");
+        continue;
+      }
+      if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === "[") depth++;
+    else if (c === "]") depth--;
+    else if (c === "," && depth === 0) {
+      out.push(cur);
+      cur = "";
+      continue;
+    }
+    cur += c;
+  }
+  out.push(cur);
+  return out;
+}
+
+/** One value per parameter: a repeated query parameter is ambiguous, so it is refused. */
+function single(name: string, v: unknown): unknown {
+  if (Array.isArray(v)) throw badRequest("invalidValue", `'${name}' was given more than once`);
+  return v;
+}
+
+export function readListParams(
+  source: Record<string, unknown>,
+  limits: ListLimits,
+  fromBody: boolean,
+): ListParams {
+  const get = (k: string) => {
+    const key = Object.keys(source).find((x) => x.toLowerCase() === k.toLowerCase());
+    const v = key === undefined ? undefined : source[key];
+    return fromBody || k === "attributes" || k === "excludedAttributes" ? v : single(k, v);
+  };
+  const out: ListParams = { startIndex: 1, count: limits.maxResults, descending: false };
+  const filter = get("filter");
+  if (filter !== undefined && filter !== "") {
+    if (typeof filter !== "string") throw badRequest("invalidFilter", "'filter' must be a string");
+    out.filter = parseFilter(filter, { maxLength: limits.maxFilterLength });
+  }
+  // RFC 7644 §3.4.2.4: startIndex below 1 means 1; a negative count means 0; the server may return fewer.
+  out.startIndex = Math.max(1, int("startIndex", get("startIndex")) ?? 1);
+  out.count = Math.min(limits.maxResults, Math.max(0, int("count", get("count")) ?? limits.maxResults));
+  const sortBy = get("sortBy");
+  if (sortBy !== undefined && sortBy !== "") {
+    if (typeof sortBy !== "string") throw badRequest("invalidValue", "'sortBy' must be an attribute name");
+    out.sortBy = sortBy;
+  }
+  const order = get("sortOrder");
+  if (order !== undefined && order !== "") {
+    const o = typeof order === "string" ? order.toLowerCase() : "";
+    if (o !== "ascending" && o !== "descending")
+      throw badRequest("invalidValue", "'sortOrder' must be ascending or descending");
+    out.descending = o === "descending";
+  }
+  const attrs = names("attributes", get("attributes"));
+  const excluded = names("excludedAttributes", get("excludedAttributes"));
+  if (attrs && excluded)
+    throw badRequest("invalidValue", "use either 'attributes' or 'excludedAttributes', not both");
+  if (attrs) out.attributes = attrs;
+  if (excluded) out.excludedAttributes = excluded;
+  return out;
+}
+
+export function readSearchBody(body: unknown, limits: ListLimits): ListParams {
+  if (!isObject(body)) throw badRequest("invalidSyntax", "a search needs a SearchRequest JSON object");
+  const schemas = body.schemas;
+  if (schemas !== undefined && !(Array.isArray(schemas) && schemas.includes(SEARCH_REQUEST))) {
+    throw badRequest("invalidSyntax", `a search body must name the schema ${SEARCH_REQUEST}`);
+  }
+  return readListParams(body, limits, true);
+}

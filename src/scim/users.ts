@@ -1,0 +1,240 @@
+/** User operations: validation and PATCH in memory, one store transaction per request. */
+
+import { UniqueViolation } from "../store/errors.js";
+import { compileUserFilter, userSortExpr } from "../store/filter-sql.js";
+import type { AppStore } from "../store/index.js";
+import type { UserRecord } from "../store/users.js";
+import type { Resource } from "./attribute-path.js";
+import { changedAttributes, type ListResult, type RequestContext } from "./context.js";
+import { badRequest, conflict, notFound, ScimError } from "./errors.js";
+import { LIST_RESPONSE, type ListParams } from "./list.js";
+import { hashPassword } from "./password.js";
+import { applyPatch, readPatchBody } from "./patch.js";
+import { Projection } from "./projection.js";
+import { ifMatchHolds, render } from "./render.js";
+import { checkRequired, normalizeBody } from "./resource.js";
+import type { ResourceSchema } from "./schema.js";
+
+export interface Written {
+  resource: Resource;
+  version: number;
+}
+
+export const MAX_KEY_LENGTH = 255;
+
+function checkColumns(doc: Resource): void {
+  if (String(doc.userName).length > MAX_KEY_LENGTH)
+    throw badRequest("invalidValue", `userName is longer than ${MAX_KEY_LENGTH} characters`);
+  if (typeof doc.externalId === "string" && doc.externalId.length > MAX_KEY_LENGTH) {
+    throw badRequest("invalidValue", `externalId is longer than ${MAX_KEY_LENGTH} characters`);
+  }
+}
+
+function preconditionFailed(id: string): ScimError {
+  return new ScimError(412, undefined, `the user ${id} has changed since the version in If-Match`);
+}
+
+function takenUserName(doc: Resource): ScimError {
+  return conflict(`userName '${String(doc.userName)}' is already taken`);
+}
+
+export class UserService {
+  constructor(
+    private readonly store: AppStore,
+    readonly rs: ResourceSchema,
+    private readonly passwordSync: boolean,
+  ) {}
+
+  private async passwordHash(password: string | undefined): Promise<string | undefined> {
+    // Okta sends a placeholder password with every create; without password sync it is dropped unread.
+    return password !== undefined && this.passwordSync ? hashPassword(password) : undefined;
+  }
+
+  private async renderMany(
+    recs: UserRecord[],
+    ctx: RequestContext,
+    projection: Projection,
+    groupsOf: (ids: string[]) => Promise<Map<string, Resource[]>>,
+  ) {
+    const groups = projection.wants("groups")
+      ? await groupsOf(recs.map((r) => r.id))
+      : new Map<string, Resource[]>();
+    return recs.map((r) => {
+      const g = groups.get(r.id);
+      const groupAttr = g?.length
+        ? {
+            groups: g.map((x) => ({
+              ...x,
+              $ref: `${ctx.baseUrl}/Groups/${String(x.value)}`,
+              type: "direct",
+            })),
+          }
+        : {};
+      return projection.apply(render(this.rs, r, ctx.baseUrl, groupAttr));
+    });
+  }
+
+  async get(id: string, ctx: RequestContext, projection: Projection): Promise<Written> {
+    return this.store.run(
+      "users.get",
+      async (tx) => {
+        const rec = await tx.users.findById(id);
+        if (!rec) throw notFound(`user ${id} not found`);
+        const [resource] = await this.renderMany([rec], ctx, projection, (ids) => tx.users.groupsOf(ids));
+        return { resource: resource!, version: rec.version };
+      },
+      { readOnly: true },
+    );
+  }
+
+  async list(params: ListParams, ctx: RequestContext): Promise<ListResult> {
+    const projection = Projection.parse(this.rs, params.attributes, params.excludedAttributes);
+    const where = params.filter ? compileUserFilter(this.rs, params.filter) : { sql: "1=1", params: [] };
+    const order = params.sortBy ? userSortExpr(this.rs, params.sortBy) : undefined;
+    return this.store.run(
+      "users.list",
+      async (tx) => {
+        const total = await tx.users.count(where);
+        const recs =
+          params.count === 0
+            ? []
+            : await tx.users.list(where, order, params.descending, params.startIndex - 1, params.count);
+        const Resources = await this.renderMany(recs, ctx, projection, (ids) => tx.users.groupsOf(ids));
+        return {
+          schemas: [LIST_RESPONSE],
+          totalResults: total,
+          itemsPerPage: Resources.length,
+          startIndex: params.startIndex,
+          Resources,
+        };
+      },
+      { readOnly: true },
+    );
+  }
+
+  async create(body: unknown, ctx: RequestContext, projection: Projection): Promise<Written> {
+    const { resource, password } = normalizeBody(this.rs, body);
+    checkRequired(this.rs, resource);
+    checkColumns(resource);
+    const passwordHash = await this.passwordHash(password);
+    const now = new Date().toISOString();
+    const id = crypto.randomUUID();
+    try {
+      return await this.store.run("users.create", async (tx) => {
+        const rec = await tx.users.insert({
+          id,
+          doc: resource,
+          now,
+          ...(passwordHash ? { passwordHash } : {}),
+        });
+        await tx.audit.record({
+          at: now,
+          requestId: ctx.requestId,
+          actor: ctx.actor,
+          client: ctx.client,
+          action: "create",
+          resourceType: "User",
+          resourceId: id,
+          attributes: [...Object.keys(resource), ...(password !== undefined ? ["password"] : [])].sort(),
+        });
+        return { resource: projection.apply(render(this.rs, rec, ctx.baseUrl)), version: rec.version };
+      });
+    } catch (err) {
+      if (err instanceof UniqueViolation) throw takenUserName(resource);
+      throw err;
+    }
+  }
+
+  /** Loads the user for writing, checks If-Match, writes `next`, audits, and renders the result. */
+  private async write(
+    id: string,
+    ctx: RequestContext,
+    projection: Projection,
+    action: "replace" | "patch",
+    compute: (current: UserRecord) => { doc: Resource; password?: string | undefined },
+    passwordHash: (pw: string | undefined) => Promise<string | undefined>,
+  ): Promise<Written> {
+    const now = new Date().toISOString();
+    let attempted: Resource | undefined;
+    try {
+      return await this.store.run(`users.${action}`, async (tx) => {
+        const current = await tx.users.findById(id, true);
+        if (!current) throw notFound(`user ${id} not found`);
+        if (!ifMatchHolds(ctx.ifMatch, current.version)) throw preconditionFailed(id);
+        const { doc, password } = compute(current);
+        attempted = doc;
+        checkRequired(this.rs, doc);
+        checkColumns(doc);
+        const hash = await passwordHash(password);
+        const rec = await tx.users.update(current, { id, doc, now, ...(hash ? { passwordHash: hash } : {}) });
+        const attributes = changedAttributes(current.doc, doc);
+        if (password !== undefined) attributes.push("password");
+        await tx.audit.record({
+          at: now,
+          requestId: ctx.requestId,
+          actor: ctx.actor,
+          client: ctx.client,
+          action,
+          resourceType: "User",
+          resourceId: id,
+          attributes,
+        });
+        const [resource] = await this.renderMany([rec], ctx, projection, (ids) => tx.users.groupsOf(ids));
+        return { resource: resource!, version: rec.version };
+      });
+    } catch (err) {
+      if (err instanceof UniqueViolation && attempted) throw takenUserName(attempted);
+      throw err;
+    }
+  }
+
+  async replace(id: string, body: unknown, ctx: RequestContext, projection: Projection): Promise<Written> {
+    const { resource, password } = normalizeBody(this.rs, body);
+    const passwordHash = await this.passwordHash(password);
+    return this.write(
+      id,
+      ctx,
+      projection,
+      "replace",
+      () => ({ doc: resource, password }),
+      async () => passwordHash,
+    );
+  }
+
+  async patch(id: string, body: unknown, ctx: RequestContext, projection: Projection): Promise<Written> {
+    const ops = readPatchBody(body);
+    // The password (if any) is known only after the PATCH runs against the stored user, so it is hashed
+    // inside the transaction; PATCHes that carry one are rare (Okta's password push).
+    return this.write(
+      id,
+      ctx,
+      projection,
+      "patch",
+      (current) => {
+        const r = applyPatch(this.rs, current.doc, ops);
+        return { doc: r.resource, password: r.password };
+      },
+      (pw) => this.passwordHash(pw),
+    );
+  }
+
+  async delete(id: string, ctx: RequestContext): Promise<void> {
+    const now = new Date().toISOString();
+    await this.store.run("users.delete", async (tx) => {
+      const current = await tx.users.findById(id, true);
+      if (!current) throw notFound(`user ${id} not found`);
+      if (!ifMatchHolds(ctx.ifMatch, current.version)) throw preconditionFailed(id);
+      await tx.users.delete(current, now);
+      await tx.audit.record({
+        at: now,
+        requestId: ctx.requestId,
+        actor: ctx.actor,
+        client: ctx.client,
+        action: "delete",
+        resourceType: "User",
+        resourceId: id,
+        attributes: [],
+      });
+    });
+  }
+}

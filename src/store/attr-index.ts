@@ -1,0 +1,62 @@
+/** Flattens a resource into scim_user_attrs rows: one per leaf value of every attribute without a column. */
+import type { Resource } from "../scim/attribute-path.js";
+import type { AttrDef, ResourceSchema } from "../scim/schema.js";
+
+export interface AttrRow {
+  attr: string;
+  pos: number;
+  sub: string;
+  vStr: string | null;
+  vCi: string | null;
+  vNum: number | null;
+}
+
+/** Longest string the index holds; longer values are still stored in full, but only `pr` can find them. */
+export const INDEXED_LENGTH = 512;
+
+export function attrKey(urn: string, inExtension: boolean, attr: AttrDef): string {
+  return inExtension ? `${urn}:${attr.name}` : attr.name;
+}
+
+export function leafColumns(def: AttrDef, v: unknown): Pick<AttrRow, "vStr" | "vCi" | "vNum"> {
+  if (typeof v === "boolean") return { vStr: null, vCi: null, vNum: v ? 1 : 0 };
+  if (typeof v === "number") return { vStr: null, vCi: null, vNum: v };
+  const s = String(v);
+  const lower = s.toLowerCase();
+  if (s.length > INDEXED_LENGTH || lower.length > INDEXED_LENGTH)
+    return { vStr: null, vCi: null, vNum: null };
+  return { vStr: def.type === "dateTime" ? lower : s, vCi: lower, vNum: null };
+}
+
+export function indexRows(
+  rs: ResourceSchema,
+  resource: Resource,
+  columnBacked: ReadonlySet<string>,
+): AttrRow[] {
+  const rows: AttrRow[] = [];
+  const visit = (urn: string, inExtension: boolean, defs: AttrDef[], container: Resource | undefined) => {
+    if (!container) return;
+    for (const def of defs) {
+      const key = attrKey(urn, inExtension, def);
+      if (columnBacked.has(key) || def.mutability === "writeOnly") continue;
+      const raw = container[def.name];
+      if (raw === undefined || raw === null) continue;
+      const list = def.multiValued ? (raw as unknown[]) : [raw];
+      list.forEach((el, pos) => {
+        if (def.type !== "complex") {
+          rows.push({ attr: key, pos, sub: "", ...leafColumns(def, el) });
+          return;
+        }
+        for (const sub of def.subAttributes ?? []) {
+          const v = (el as Resource)[sub.name];
+          if (v !== undefined && v !== null)
+            rows.push({ attr: key, pos, sub: sub.name, ...leafColumns(sub, v) });
+        }
+      });
+    }
+  };
+  visit(rs.core.id, false, rs.core.attributes, resource);
+  for (const ext of rs.extensions)
+    visit(ext.id, true, ext.attributes, resource[ext.id] as Resource | undefined);
+  return rows;
+}

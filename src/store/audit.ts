@@ -1,0 +1,33 @@
+/** The audit trail: who changed which resource, when, with which request id. It records attribute names only. */
+import type { Queryable } from "./db.js";
+
+export interface AuditEntry {
+  at: string;
+  requestId: string | undefined;
+  actor: string;
+  client: string | undefined;
+  action: "create" | "replace" | "patch" | "delete";
+  resourceType: "User" | "Group";
+  resourceId: string;
+  attributes: string[];
+}
+
+export class AuditRepo {
+  constructor(private readonly q: Queryable) {}
+
+  async record(e: AuditEntry): Promise<void> {
+    await this.q.run(
+      "INSERT INTO scim_audit (at, request_id, actor, client, action, resource_type, resource_id, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      [
+        e.at,
+        e.requestId?.slice(0, 128) ?? null,
+        e.actor.slice(0, 255),
+        e.client?.slice(0, 255) ?? null,
+        e.action,
+        e.resourceType,
+        e.resourceId,
+        JSON.stringify(e.attributes),
+      ],
+    );
+  }
+}

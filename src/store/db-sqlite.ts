@@ -1,0 +1,119 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { checkDeadline, type Db, type Queryable, type RunResult, type TxOptions } from "./db.js";
+import { UniqueViolation } from "./errors.js";
+
+type Stmt = Database.Statement<unknown[]>;
+
+function wrap(conn: Database.Database): Queryable {
+  const cache = new Map<string, Stmt>();
+  const prepare = (sql: string): Stmt => {
+    let s = cache.get(sql);
+    if (!s) {
+      s = conn.prepare(sql);
+      if (cache.size > 500) cache.clear();
+      cache.set(sql, s);
+    }
+    return s;
+  };
+  const bind = (params: readonly unknown[]) => params.map((p) => (typeof p === "boolean" ? (p ? 1 : 0) : p));
+  return {
+    async all<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+      return prepare(sql).all(...bind(params)) as T[];
+    },
+    async run(sql: string, params: readonly unknown[] = []): Promise<RunResult> {
+      try {
+        const r = prepare(sql).run(...bind(params));
+        return { changes: r.changes, lastId: Number(r.lastInsertRowid) };
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        if (e.code === "SQLITE_CONSTRAINT_UNIQUE" || e.code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+          throw new UniqueViolation(e.message ?? "unique");
+        }
+        throw err;
+      }
+    },
+  };
+}
+
+function open(path: string, readonly: boolean): Database.Database {
+  const conn = new Database(path, readonly ? { readonly: true, fileMustExist: true } : {});
+  conn.pragma("busy_timeout = 5000");
+  if (!readonly) {
+    conn.pragma("journal_mode = WAL");
+    conn.pragma("synchronous = NORMAL");
+  }
+  conn.pragma("foreign_keys = ON");
+  // LIKE must be case-sensitive: case-insensitive matching goes through the lowercased *_ci columns.
+  conn.pragma("case_sensitive_like = ON");
+  return conn;
+}
+
+/**
+ * better-sqlite3 is synchronous and one connection carries one transaction, so writing transactions are
+ * serialized through a promise chain (SQLite has a single writer anyway). Read-only work goes to a second
+ * connection, which WAL gives a consistent snapshot without waiting for the writer.
+ */
+export class SqliteDb implements Db {
+  readonly dialect = "sqlite" as const;
+  private readonly writer: Database.Database;
+  private readonly reader: Database.Database;
+  private readonly w: Queryable;
+  private readonly r: Queryable;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(path: string) {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    this.writer = open(path, false);
+    this.reader = path === ":memory:" ? this.writer : open(path, true);
+    this.w = wrap(this.writer);
+    this.r = wrap(this.reader);
+  }
+
+  transaction<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T> {
+    if (opts?.readOnly && this.reader !== this.writer) return this.readTx(fn);
+    const run = async (): Promise<T> => {
+      this.writer.exec("BEGIN IMMEDIATE");
+      try {
+        const out = await fn(this.w);
+        checkDeadline(opts);
+        this.writer.exec("COMMIT");
+        return out;
+      } catch (err) {
+        if (this.writer.inTransaction) this.writer.exec("ROLLBACK");
+        throw err;
+      }
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async readTx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    // Read transactions on the reader connection may interleave across awaits; a shared
+    // snapshot is harmless for reads, so they are not serialized.
+    if (this.reader.inTransaction) return fn(this.r);
+    this.reader.exec("BEGIN");
+    try {
+      return await fn(this.r);
+    } finally {
+      if (this.reader.inTransaction) this.reader.exec("COMMIT");
+    }
+  }
+
+  withMigrationLock<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+    // BEGIN IMMEDIATE takes SQLite's write lock, which serializes migrations across processes.
+    return this.transaction(fn);
+  }
+
+  async ping(): Promise<void> {
+    this.reader.prepare("SELECT 1").get();
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    if (this.reader !== this.writer) this.reader.close();
+    this.writer.close();
+  }
+}

@@ -1,0 +1,38 @@
+/** The two SQL drivers behind one small interface: mysql2 for production, better-sqlite3 as the embedded default. */
+export interface RunResult {
+  changes: number;
+  lastId: number;
+}
+
+export interface Queryable {
+  all<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  run(sql: string, params?: readonly unknown[]): Promise<RunResult>;
+}
+
+export interface TxOptions {
+  readOnly?: boolean;
+  /** Epoch ms after which the transaction rolls back instead of committing. */
+  deadline?: number;
+}
+
+export type Dialect = "mysql" | "sqlite";
+
+export interface Db {
+  readonly dialect: Dialect;
+  transaction<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T>;
+  /** Runs `fn` holding a lock that other nodes' migrations respect. */
+  withMigrationLock<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class DeadlineExceeded extends Error {
+  constructor() {
+    super("the store transaction ran past its deadline and was rolled back");
+    this.name = "DeadlineExceeded";
+  }
+}
+
+export function checkDeadline(opts: TxOptions | undefined): void {
+  if (opts?.deadline !== undefined && Date.now() > opts.deadline) throw new DeadlineExceeded();
+}

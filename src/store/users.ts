@@ -1,0 +1,202 @@
+/** Rows of scim_users and their attribute index. `doc` holds the whole resource; columns are derived from it. */
+import type { Resource } from "../scim/attribute-path.js";
+import type { ResourceSchema } from "../scim/schema.js";
+import { indexRows } from "./attr-index.js";
+import type { Queryable } from "./db.js";
+import { type Sql, USER_COLUMN_ATTRS } from "./filter-sql.js";
+
+export interface UserRecord {
+  seq: number;
+  id: string;
+  created: string;
+  lastModified: string;
+  version: number;
+  doc: Resource;
+}
+
+export interface UserWrite {
+  id: string;
+  doc: Resource;
+  /** undefined keeps the stored hash, null clears it. */
+  passwordHash?: string | null;
+  now: string;
+}
+
+/** A custom extension attribute copied to its own column of scim_users for the app to read. */
+export interface CustomColumn {
+  urn: string;
+  attr: string;
+  column: string;
+  multiValued: boolean;
+}
+
+interface Row {
+  seq: number;
+  id: string;
+  created: string;
+  last_modified: string;
+  version: number;
+  doc: string;
+}
+
+const SELECT = "SELECT u.seq, u.id, u.created, u.last_modified, u.version, u.doc FROM scim_users u";
+
+function toRecord(r: Row): UserRecord {
+  return {
+    seq: Number(r.seq),
+    id: r.id,
+    created: r.created,
+    lastModified: r.last_modified,
+    version: Number(r.version),
+    doc: JSON.parse(r.doc) as Resource,
+  };
+}
+
+function primaryEmail(doc: Resource): string | null {
+  const emails = (doc.emails as Resource[] | undefined) ?? [];
+  const e = emails.find((x) => x.primary === true) ?? emails[0];
+  return typeof e?.value === "string" ? e.value : null;
+}
+
+function str(v: unknown): string | null {
+  return typeof v === "string" ? v : null;
+}
+
+const INSERT_CHUNK = 200;
+
+export class UserRepo {
+  constructor(
+    private readonly q: Queryable,
+    private readonly rs: ResourceSchema,
+    private readonly custom: CustomColumn[],
+    private readonly forUpdate: string,
+  ) {}
+
+  private columns(doc: Resource): Record<string, unknown> {
+    const name = (doc.name as Resource | undefined) ?? {};
+    const cols: Record<string, unknown> = {
+      user_name: doc.userName,
+      user_name_ci: String(doc.userName).toLowerCase(),
+      external_id: str(doc.externalId),
+      display_name: str(doc.displayName),
+      given_name: str(name.givenName),
+      family_name: str(name.familyName),
+      email: primaryEmail(doc),
+      // An absent `active` means active: Okta and Entra create users without it at times.
+      active: doc.active === false ? 0 : 1,
+    };
+    for (const c of this.custom) {
+      const v = (doc[c.urn] as Resource | undefined)?.[c.attr];
+      cols[c.column] =
+        v === undefined ? null : c.multiValued ? JSON.stringify(v) : typeof v === "boolean" ? (v ? 1 : 0) : v;
+    }
+    return cols;
+  }
+
+  async findById(id: string, lock = false): Promise<UserRecord | undefined> {
+    const rows = await this.q.all<Row>(`${SELECT} WHERE u.id = ?${lock ? this.forUpdate : ""}`, [id]);
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async insert(w: UserWrite): Promise<UserRecord> {
+    const cols = {
+      id: w.id,
+      ...this.columns(w.doc),
+      created: w.now,
+      last_modified: w.now,
+      version: 1,
+      doc: JSON.stringify(w.doc),
+      password_hash: w.passwordHash ?? null,
+    };
+    const names = Object.keys(cols);
+    const res = await this.q.run(
+      `INSERT INTO scim_users (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`,
+      Object.values(cols),
+    );
+    await this.writeIndex(res.lastId, w.doc);
+    return { seq: res.lastId, id: w.id, created: w.now, lastModified: w.now, version: 1, doc: w.doc };
+  }
+
+  async update(current: UserRecord, w: UserWrite): Promise<UserRecord> {
+    const cols: Record<string, unknown> = {
+      ...this.columns(w.doc),
+      last_modified: w.now,
+      version: current.version + 1,
+      doc: JSON.stringify(w.doc),
+    };
+    if (w.passwordHash !== undefined) cols.password_hash = w.passwordHash;
+    const names = Object.keys(cols);
+    await this.q.run(`UPDATE scim_users SET ${names.map((n) => `${n} = ?`).join(", ")} WHERE seq = ?`, [
+      ...Object.values(cols),
+      current.seq,
+    ]);
+    await this.q.run("DELETE FROM scim_user_attrs WHERE owner = ?", [current.seq]);
+    await this.writeIndex(current.seq, w.doc);
+    return { ...current, lastModified: w.now, version: current.version + 1, doc: w.doc };
+  }
+
+  private async writeIndex(seq: number, doc: Resource): Promise<void> {
+    const rows = indexRows(this.rs, doc, USER_COLUMN_ATTRS);
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      const chunk = rows.slice(i, i + INSERT_CHUNK);
+      await this.q.run(
+        `INSERT INTO scim_user_attrs (owner, attr, pos, sub, v_str, v_ci, v_num) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+        chunk.flatMap((r) => [seq, r.attr, r.pos, r.sub, r.vStr, r.vCi, r.vNum]),
+      );
+    }
+  }
+
+  /** Deletes the user and its memberships; groups that lose a member get a new version. */
+  async delete(current: UserRecord, now: string): Promise<void> {
+    await this.q.run(
+      "UPDATE scim_groups SET version = version + 1, last_modified = ? WHERE seq IN (SELECT group_seq FROM scim_group_members WHERE member_id = ?)",
+      [now, current.id],
+    );
+    await this.q.run("DELETE FROM scim_group_members WHERE member_id = ?", [current.id]);
+    await this.q.run("DELETE FROM scim_user_attrs WHERE owner = ?", [current.seq]);
+    await this.q.run("DELETE FROM scim_users WHERE seq = ?", [current.seq]);
+  }
+
+  async count(where: Sql): Promise<number> {
+    const rows = await this.q.all<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM scim_users u WHERE ${where.sql}`,
+      where.params,
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async list(
+    where: Sql,
+    order: Sql | undefined,
+    descending: boolean,
+    offset: number,
+    limit: number,
+  ): Promise<UserRecord[]> {
+    const dir = descending ? "DESC" : "ASC";
+    const orderSql = order ? `(${order.sql}) IS NULL, ${order.sql} ${dir}, u.seq ${dir}` : "u.seq";
+    const rows = await this.q.all<Row>(`${SELECT} WHERE ${where.sql} ORDER BY ${orderSql} LIMIT ? OFFSET ?`, [
+      ...where.params,
+      ...(order ? [...order.params, ...order.params] : []),
+      limit,
+      offset,
+    ]);
+    return rows.map(toRecord);
+  }
+
+  /** The groups each user is a direct member of (the readOnly `groups` attribute). */
+  async groupsOf(userIds: string[]): Promise<Map<string, { value: string; display: string }[]>> {
+    const out = new Map<string, { value: string; display: string }[]>();
+    if (userIds.length === 0) return out;
+    const rows = await this.q.all<{ member_id: string; id: string; display_name: string }>(
+      `SELECT m.member_id, g.id, g.display_name FROM scim_group_members m JOIN scim_groups g ON g.seq = m.group_seq
+       WHERE m.member_id IN (${userIds.map(() => "?").join(", ")}) ORDER BY g.seq`,
+      userIds,
+    );
+    for (const r of rows) {
+      const list = out.get(r.member_id) ?? [];
+      list.push({ value: r.id, display: r.display_name });
+      out.set(r.member_id, list);
+    }
+    return out;
+  }
+}

@@ -6,6 +6,7 @@ import {
   type BoundPath,
   bindAttrPath,
   checkComparison,
+  containerOf,
   isPresent,
   leafValues,
   type Resource,
@@ -86,6 +87,10 @@ export function matches(rs: ResourceSchema, filter: Filter, resource: Resource, 
     }
     case "pr": {
       const bound = bindAttrPath(rs, filter.attrPath, "invalidFilter", parent);
+      if (!parent && bound.attr.type === "complex" && !bound.sub) {
+        // A complex attribute is present when any of its values has a non-empty sub-attribute (RFC 7644 §3.4.2.2).
+        return isPresent(containerOf(resource, bound)?.[bound.attr.name]);
+      }
       return valuesAt(resource, bound, parent).some(isPresent);
     }
     default: {

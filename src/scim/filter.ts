@@ -81,7 +81,7 @@ export function isValidAttrPath(text: string, allowUrnOnly = false): boolean {
   if (colon < 0) return ATTR_PATH_RE.test(text);
   const urn = text.slice(0, colon);
   const rest = text.slice(colon + 1);
-  if (!/^urn:[A-Za-z0-9][A-Za-z0-9-]*:[^\s]+$/i.test(urn)) return false;
+  if (!/^urn:[A-Za-z0-9][A-Za-z0-9-]*(?::\S*)?$/i.test(urn)) return false;
   if (rest === "") return allowUrnOnly;
   return ATTR_PATH_RE.test(rest);
 }

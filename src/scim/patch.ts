@@ -148,7 +148,7 @@ function applyWhole(resource: Resource, op: OpName, bound: BoundPath, raw: unkno
       // Entra removes chosen values of a multi-valued attribute with a value array and no filter.
       const remove = normalizeAttrValue(def, raw, name, bound.urn) as Resource[] | undefined;
       const keep = ((c[def.name] as Resource[] | undefined) ?? []).filter(
-        (e) => !remove?.some((r) => sameElement(r, e)),
+        (e) => !remove?.some((r) => covers(r, e)),
       );
       if (keep.length) c[def.name] = keep;
       else delete c[def.name];
@@ -161,7 +161,8 @@ function applyWhole(resource: Resource, op: OpName, bound: BoundPath, raw: unkno
   }
   const value = normalizeAttrValue(def, raw, name, bound.urn);
   if (value === undefined) {
-    if (op === "replace") {
+    // Replacing a complex attribute with {} names no sub-attribute, so nothing changes (RFC 7644 §3.5.2.3).
+    if (op === "replace" && !(def.type === "complex" && !def.multiValued && isObject(raw))) {
       checkRemovable(def, name);
       delete c[def.name];
     }
@@ -172,10 +173,18 @@ function applyWhole(resource: Resource, op: OpName, bound: BoundPath, raw: unkno
     const incoming = value as unknown[];
     const existing = op === "add" ? ((c[def.name] as unknown[] | undefined) ?? []) : [];
     const merged = [...existing];
-    for (const v of incoming) if (!merged.some((e) => sameElement(e, v))) merged.push(v);
-    if (def.type === "complex" && incoming.some((v) => (v as Resource).primary === true)) {
+    const touched = new Set<unknown>();
+    for (const v of incoming) {
+      // A value that is already there is updated in place rather than added twice.
+      const i = merged.findIndex((e) => sameElement(e, v));
+      const next = i >= 0 && isObject(merged[i]) && isObject(v) ? { ...(merged[i] as Resource), ...v } : v;
+      if (i >= 0) merged[i] = next;
+      else merged.push(next);
+      touched.add(next);
+    }
+    if (def.type === "complex" && [...touched].some((v) => (v as Resource).primary === true)) {
       // A new primary value demotes the old one (RFC 7643 §2.4).
-      for (const e of merged) if (!incoming.includes(e)) delete (e as Resource).primary;
+      for (const e of merged) if (!touched.has(e)) delete (e as Resource).primary;
     }
     c[def.name] = merged;
   } else if (def.type === "complex" && isObject(c[def.name])) {
@@ -193,6 +202,11 @@ function sameElement(a: unknown, b: unknown): boolean {
     return JSON.stringify(a) === JSON.stringify(b);
   }
   return a === b;
+}
+
+/** Whether every sub-attribute given in `pattern` has that value in `element` (Entra's and SCIMMY's remove by value). */
+function covers(pattern: Resource, element: Resource): boolean {
+  return Object.entries(pattern).every(([k, v]) => JSON.stringify(element[k]) === JSON.stringify(v));
 }
 
 /** `name.givenName`-style paths without a filter. */

@@ -48,6 +48,10 @@ function compareColumn(col: ColumnSpec, cmp: Comparison, caseExactExpr?: string)
       params: [typeof value === "boolean" ? (value ? 1 : 0) : value],
     };
   }
+  if (caseExactExpr && op !== "eq" && op !== "co" && op !== "sw" && op !== "ew") {
+    // Order is not preserved by case folding ("a" > "B" but "a" < "b"), so ordering uses the exact column alone.
+    return { sql: `${caseExactExpr} ${SQL_OP[op]} ?`, params: [value] };
+  }
   const v = col.folded ? value.toLowerCase() : value;
   const parts: Sql[] = [];
   if (op === "co" || op === "sw" || op === "ew")
@@ -59,7 +63,9 @@ function compareColumn(col: ColumnSpec, cmp: Comparison, caseExactExpr?: string)
       parts.push({ sql: `${caseExactExpr} LIKE ? ESCAPE '!'`, params: [likePattern(op, value)] });
     } else parts.push({ sql: `${caseExactExpr} ${SQL_OP[op]} ?`, params: [value] });
   }
-  return join(parts, "AND");
+  const out = join(parts, "AND");
+  // SQL's NULL would make NOT(col = ?) unknown for an absent value; SCIM says an absent value simply does not match.
+  return col.nullable ? { sql: `(${col.expr} IS NOT NULL AND ${out.sql})`, params: out.params } : out;
 }
 
 function join(parts: Sql[], op: "AND" | "OR"): Sql {
@@ -144,7 +150,11 @@ export function compileUserFilter(rs: ResourceSchema, filter: Filter): Sql {
       const w = join(extra ? [...where, extra] : where, "AND");
       return { sql: `u.seq IN (SELECT r.owner FROM scim_user_attrs r WHERE ${w.sql})`, params: w.params };
     };
-    if (cmp === "pr") return rowsExist();
+    if (cmp === "pr") {
+      if (bound.attr.type !== "complex" || bound.sub) return rowsExist();
+      const w = { sql: "r.attr = ?", params: [attr] };
+      return { sql: `u.seq IN (SELECT r.owner FROM scim_user_attrs r WHERE ${w.sql})`, params: w.params };
+    }
     if (cmp.value === null) {
       const p = rowsExist();
       return cmp.op === "eq" ? { sql: `NOT (${p.sql})`, params: p.params } : p;

@@ -1,0 +1,85 @@
+/** Runs a provisiond node in-process on free ports and talks to it over real HTTP. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { loadConfig } from "../../src/config/index.js";
+import { type RunningNode, startNode } from "../../src/cli/node.js";
+
+export const TOKEN = "test-token-0123456789abcdef";
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  body: any;
+  text: string;
+}
+
+export class TestNode {
+  readonly logs: string[] = [];
+
+  private constructor(
+    readonly node: RunningNode,
+    readonly base: string,
+    private readonly dataDir: string,
+    logs: string[],
+  ) {
+    this.logs = logs;
+  }
+
+  static async start(storeUrl?: string, env: Record<string, string> = {}): Promise<TestNode> {
+    const dataDir = mkdtempSync(join(tmpdir(), "provisiond-node-"));
+    const logs: string[] = [];
+    const cfg = loadConfig({
+      PROVISIOND_NODE_ID: "test-node",
+      PROVISIOND_SCIM_HOST: "127.0.0.1",
+      PROVISIOND_ADMIN_HOST: "127.0.0.1",
+      PROVISIOND_SCIM_PORT: "0",
+      PROVISIOND_ADMIN_PORT: "0",
+      PROVISIOND_DATA_DIR: dataDir,
+      PROVISIOND_STORE_URL: storeUrl ?? `sqlite:${join(dataDir, "store.db")}`,
+      PROVISIOND_LOG_LEVEL: "info",
+      ...(env.PROVISIOND_SCIM_AUTH || env.PROVISIOND_SCIM_BASIC_USER || env.PROVISIOND_SCIM_HEADER_NAME ? {} : { PROVISIOND_SCIM_TOKEN: TOKEN }),
+      ...env,
+    });
+    const destination = new Writable({
+      write(chunk, _enc, cb) {
+        logs.push(chunk.toString());
+        cb();
+      },
+    });
+    const node = await startNode(cfg, { logDestination: destination as unknown as import("pino").DestinationStream });
+    return new TestNode(node, node.scimUrl.replace(/\/$/, ""), dataDir, logs);
+  }
+
+  get admin(): string {
+    return this.node.adminUrl;
+  }
+
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+    const init: RequestInit = {
+      method,
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        "user-agent": "Okta SCIM Client 1.0.0",
+        ...(body !== undefined ? { "content-type": "application/scim+json" } : {}),
+        ...headers,
+      },
+    };
+    if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
+    const res = await fetch(`${this.base}${path}`, init);
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    return { status: res.status, headers: res.headers, body: parsed, text };
+  }
+
+  async stop(): Promise<void> {
+    await this.node.stop();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}

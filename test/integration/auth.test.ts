@@ -1,0 +1,167 @@
+/** Authentication on every SCIM route, each credential mode, the generated token, log redaction, and TLS. */
+import assert from "node:assert/strict";
+import { readFileSync, statSync, mkdtempSync, rmSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TLSSocket } from "node:tls";
+import { after, before, describe, it } from "node:test";
+import { genCert } from "../../src/cli/gen-cert.js";
+import { TestNode, TOKEN } from "../support/node.js";
+
+const ROUTES: [string, string][] = [
+  ["GET", "/Users"],
+  ["POST", "/Users"],
+  ["GET", "/Users/some-id"],
+  ["PUT", "/Users/some-id"],
+  ["PATCH", "/Users/some-id"],
+  ["DELETE", "/Users/some-id"],
+  ["POST", "/Users/.search"],
+  ["GET", "/Groups"],
+  ["POST", "/Groups"],
+  ["GET", "/Groups/some-id"],
+  ["PUT", "/Groups/some-id"],
+  ["PATCH", "/Groups/some-id"],
+  ["DELETE", "/Groups/some-id"],
+  ["POST", "/Groups/.search"],
+  ["POST", "/.search"],
+  ["GET", "/ServiceProviderConfig"],
+  ["GET", "/ResourceTypes"],
+  ["GET", "/ResourceTypes/User"],
+  ["GET", "/Schemas"],
+  ["GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"],
+  ["GET", "/NoSuchThing"],
+];
+
+const BASIC_PASSWORD = "basic-secret-password-42";
+const HEADER_VALUE = "header-secret-value-4242";
+const USER_PASSWORD = "Pl@ceholder-Pa55word!";
+
+describe("authentication", () => {
+  let node: TestNode;
+  before(async () => {
+    node = await TestNode.start(undefined, {
+      PROVISIOND_SCIM_TOKEN: TOKEN,
+      PROVISIOND_SCIM_BASIC_USER: "okta",
+      PROVISIOND_SCIM_BASIC_PASSWORD: BASIC_PASSWORD,
+      PROVISIOND_SCIM_HEADER_NAME: "X-Okta-Secret",
+      PROVISIOND_SCIM_HEADER_VALUE: HEADER_VALUE,
+    });
+  });
+  after(async () => node.stop());
+
+  const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString("base64")}`;
+
+  for (const [method, path] of ROUTES) {
+    it(`${method} ${path} refuses a missing or wrong credential with 401`, async () => {
+      const body = method === "GET" || method === "DELETE" ? undefined : {};
+      for (const headers of [
+        { authorization: "" },
+        { authorization: "Bearer wrong" },
+        { authorization: `Bearer ${TOKEN}x` },
+        { authorization: basic("okta", "wrong") },
+        { authorization: basic("other", BASIC_PASSWORD) },
+        { authorization: "", "x-okta-secret": "wrong" },
+        { authorization: TOKEN },
+      ]) {
+        const r = await node.request(method, path, body, headers);
+        assert.equal(r.status, 401, `${JSON.stringify(headers)} → ${r.status}`);
+        assert.equal(r.body.status, "401");
+        assert.deepEqual(r.body.schemas, ["urn:ietf:params:scim:api:messages:2.0:Error"]);
+        assert.match(r.headers.get("www-authenticate") ?? "", /Bearer/);
+      }
+    });
+  }
+
+  it("accepts each configured mode", async () => {
+    for (const headers of [
+      { authorization: `Bearer ${TOKEN}` },
+      { authorization: `bearer ${TOKEN}` },
+      { authorization: basic("okta", BASIC_PASSWORD) },
+      { authorization: "", "x-okta-secret": HEADER_VALUE },
+    ]) {
+      assert.equal((await node.request("GET", "/ServiceProviderConfig", undefined, headers)).status, 200, JSON.stringify(Object.keys(headers)));
+    }
+  });
+
+  it("keeps credentials and passwords out of the logs", async () => {
+    await node.request("POST", "/Users", { userName: "logged@example.com", password: USER_PASSWORD }, { authorization: `Bearer ${TOKEN}` });
+    await node.request("GET", "/Users", undefined, { authorization: basic("okta", BASIC_PASSWORD) });
+    await node.request("GET", "/Users", undefined, { authorization: "", "x-okta-secret": HEADER_VALUE });
+    await node.request("GET", "/Users", undefined, { authorization: "Bearer wrong-token-in-logs" });
+    const logs = node.logs.join("");
+    assert.ok(logs.includes("logged@example.com") || logs.includes("/Users"), "requests were logged");
+    for (const secret of [TOKEN, BASIC_PASSWORD, HEADER_VALUE, USER_PASSWORD, Buffer.from(`okta:${BASIC_PASSWORD}`).toString("base64"), "wrong-token-in-logs"]) {
+      assert.ok(!logs.includes(secret), `a secret reached the logs: ${secret.slice(0, 4)}…`);
+    }
+  });
+});
+
+describe("the embedded default's generated token", () => {
+  let node: TestNode;
+  before(async () => {
+    node = await TestNode.start(undefined, { PROVISIOND_SCIM_TOKEN: "" });
+  });
+  after(async () => node.stop());
+
+  it("is written 0600 into the data directory, works, and only its path is logged", async () => {
+    const file = JSON.parse(node.logs.find((l) => l.includes("tokenFile"))!).tokenFile as string;
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const token = readFileSync(file, "utf8").trim();
+    assert.ok(token.length >= 32);
+    assert.equal((await node.request("GET", "/Users", undefined, { authorization: `Bearer ${token}` })).status, 200);
+    assert.equal((await node.request("GET", "/Users", undefined, { authorization: `Bearer ${TOKEN}` })).status, 401);
+    assert.ok(!node.logs.join("").includes(token));
+  });
+});
+
+describe("PROVISIOND_SCIM_AUTH=none", () => {
+  let node: TestNode;
+  before(async () => {
+    node = await TestNode.start(undefined, { PROVISIOND_SCIM_AUTH: "none" });
+  });
+  after(async () => node.stop());
+
+  it("serves without credentials and says so loudly", async () => {
+    assert.equal((await node.request("GET", "/Users", undefined, { authorization: "" })).status, 200);
+    assert.ok(node.logs.some((l) => l.includes('"level":40') && l.includes("AUTHENTICATION IS OFF")));
+  });
+});
+
+describe("TLS", () => {
+  let node: TestNode;
+  let dir: string;
+  let ca: Buffer;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "provisiond-tls-"));
+    const cert = await genCert({ outDir: dir, hosts: ["localhost", "127.0.0.1"], days: 1 });
+    ca = readFileSync(cert.certFile);
+    assert.match(cert.fingerprint, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    node = await TestNode.start(undefined, { PROVISIOND_TLS_CERT_FILE: cert.certFile, PROVISIOND_TLS_KEY_FILE: cert.keyFile });
+  });
+  after(async () => {
+    await node.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const handshake = (maxVersion: "TLSv1.1" | "TLSv1.2" | "TLSv1.3") =>
+    new Promise<string>((resolve, reject) => {
+      const url = new URL(`${node.base}/ServiceProviderConfig`);
+      const req = httpsRequest(
+        { host: "127.0.0.1", port: url.port, path: url.pathname, ca, servername: "localhost", maxVersion, minVersion: "TLSv1", headers: { authorization: `Bearer ${TOKEN}` } },
+        (res) => {
+          const proto = (res.socket as TLSSocket).getProtocol() ?? "";
+          res.resume();
+          res.on("end", () => resolve(`${res.statusCode} ${proto}`));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+
+  it("serves HTTPS with TLS 1.2 and 1.3 and refuses TLS 1.1", async () => {
+    assert.equal(await handshake("TLSv1.2"), "200 TLSv1.2");
+    assert.equal(await handshake("TLSv1.3"), "200 TLSv1.3");
+    await assert.rejects(handshake("TLSv1.1"));
+  });
+});

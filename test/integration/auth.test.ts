@@ -1,11 +1,11 @@
 /** Authentication on every SCIM route, each credential mode, the generated token, log redaction, and TLS. */
 import assert from "node:assert/strict";
-import { readFileSync, statSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { TLSSocket } from "node:tls";
 import { after, before, describe, it } from "node:test";
+import type { TLSSocket } from "node:tls";
 import { genCert } from "../../src/cli/gen-cert.js";
 import { TestNode, TOKEN } from "../support/node.js";
 
@@ -55,7 +55,7 @@ describe("authentication", () => {
   for (const [method, path] of ROUTES) {
     it(`${method} ${path} refuses a missing or wrong credential with 401`, async () => {
       const body = method === "GET" || method === "DELETE" ? undefined : {};
-      for (const headers of [
+      for (const headers of <Record<string, string>[]>[
         { authorization: "" },
         { authorization: "Bearer wrong" },
         { authorization: `Bearer ${TOKEN}x` },
@@ -74,24 +74,40 @@ describe("authentication", () => {
   }
 
   it("accepts each configured mode", async () => {
-    for (const headers of [
+    for (const headers of <Record<string, string>[]>[
       { authorization: `Bearer ${TOKEN}` },
       { authorization: `bearer ${TOKEN}` },
       { authorization: basic("okta", BASIC_PASSWORD) },
       { authorization: "", "x-okta-secret": HEADER_VALUE },
     ]) {
-      assert.equal((await node.request("GET", "/ServiceProviderConfig", undefined, headers)).status, 200, JSON.stringify(Object.keys(headers)));
+      assert.equal(
+        (await node.request("GET", "/ServiceProviderConfig", undefined, headers)).status,
+        200,
+        JSON.stringify(Object.keys(headers)),
+      );
     }
   });
 
   it("keeps credentials and passwords out of the logs", async () => {
-    await node.request("POST", "/Users", { userName: "logged@example.com", password: USER_PASSWORD }, { authorization: `Bearer ${TOKEN}` });
+    await node.request(
+      "POST",
+      "/Users",
+      { userName: "logged@example.com", password: USER_PASSWORD },
+      { authorization: `Bearer ${TOKEN}` },
+    );
     await node.request("GET", "/Users", undefined, { authorization: basic("okta", BASIC_PASSWORD) });
     await node.request("GET", "/Users", undefined, { authorization: "", "x-okta-secret": HEADER_VALUE });
     await node.request("GET", "/Users", undefined, { authorization: "Bearer wrong-token-in-logs" });
     const logs = node.logs.join("");
     assert.ok(logs.includes("logged@example.com") || logs.includes("/Users"), "requests were logged");
-    for (const secret of [TOKEN, BASIC_PASSWORD, HEADER_VALUE, USER_PASSWORD, Buffer.from(`okta:${BASIC_PASSWORD}`).toString("base64"), "wrong-token-in-logs"]) {
+    for (const secret of [
+      TOKEN,
+      BASIC_PASSWORD,
+      HEADER_VALUE,
+      USER_PASSWORD,
+      Buffer.from(`okta:${BASIC_PASSWORD}`).toString("base64"),
+      "wrong-token-in-logs",
+    ]) {
       assert.ok(!logs.includes(secret), `a secret reached the logs: ${secret.slice(0, 4)}…`);
     }
   });
@@ -109,8 +125,14 @@ describe("the embedded default's generated token", () => {
     assert.equal(statSync(file).mode & 0o777, 0o600);
     const token = readFileSync(file, "utf8").trim();
     assert.ok(token.length >= 32);
-    assert.equal((await node.request("GET", "/Users", undefined, { authorization: `Bearer ${token}` })).status, 200);
-    assert.equal((await node.request("GET", "/Users", undefined, { authorization: `Bearer ${TOKEN}` })).status, 401);
+    assert.equal(
+      (await node.request("GET", "/Users", undefined, { authorization: `Bearer ${token}` })).status,
+      200,
+    );
+    assert.equal(
+      (await node.request("GET", "/Users", undefined, { authorization: `Bearer ${TOKEN}` })).status,
+      401,
+    );
     assert.ok(!node.logs.join("").includes(token));
   });
 });
@@ -137,7 +159,10 @@ describe("TLS", () => {
     const cert = await genCert({ outDir: dir, hosts: ["localhost", "127.0.0.1"], days: 1 });
     ca = readFileSync(cert.certFile);
     assert.match(cert.fingerprint, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
-    node = await TestNode.start(undefined, { PROVISIOND_TLS_CERT_FILE: cert.certFile, PROVISIOND_TLS_KEY_FILE: cert.keyFile });
+    node = await TestNode.start(undefined, {
+      PROVISIOND_TLS_CERT_FILE: cert.certFile,
+      PROVISIOND_TLS_KEY_FILE: cert.keyFile,
+    });
   });
   after(async () => {
     await node.stop();
@@ -148,7 +173,16 @@ describe("TLS", () => {
     new Promise<string>((resolve, reject) => {
       const url = new URL(`${node.base}/ServiceProviderConfig`);
       const req = httpsRequest(
-        { host: "127.0.0.1", port: url.port, path: url.pathname, ca, servername: "localhost", maxVersion, minVersion: "TLSv1", headers: { authorization: `Bearer ${TOKEN}` } },
+        {
+          host: "127.0.0.1",
+          port: url.port,
+          path: url.pathname,
+          ca,
+          servername: "localhost",
+          maxVersion,
+          minVersion: "TLSv1",
+          headers: { authorization: `Bearer ${TOKEN}` },
+        },
         (res) => {
           const proto = (res.socket as TLSSocket).getProtocol() ?? "";
           res.resume();

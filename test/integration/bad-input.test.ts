@@ -33,10 +33,20 @@ describe("bad input (MariaDB)", () => {
 
   before(async () => {
     maria = await MariaDb.start({ fast: true });
-    node = await TestNode.start(await maria.createDatabase("bad_input"), { PROVISIOND_SCIM_MAX_BODY_BYTES: "4096", PROVISIOND_SCIM_MAX_RESULTS: "50" });
-    userId = (await node.request("POST", "/Users", { userName: "existing@example.com", emails: [{ value: "e@example.com", type: "work" }] })).body.id;
+    node = await TestNode.start(await maria.createDatabase("bad_input"), {
+      PROVISIOND_SCIM_MAX_BODY_BYTES: "4096",
+      PROVISIOND_SCIM_MAX_RESULTS: "50",
+    });
+    userId = (
+      await node.request("POST", "/Users", {
+        userName: "existing@example.com",
+        emails: [{ value: "e@example.com", type: "work" }],
+      })
+    ).body.id;
     await node.request("POST", "/Users", { userName: "other@example.com" });
-    groupId = (await node.request("POST", "/Groups", { displayName: "Existing", members: [{ value: userId }] })).body.id;
+    groupId = (
+      await node.request("POST", "/Groups", { displayName: "Existing", members: [{ value: userId }] })
+    ).body.id;
   });
   after(async () => {
     await node.stop();
@@ -45,44 +55,280 @@ describe("bad input (MariaDB)", () => {
 
   const cases: [string, () => [string, string, unknown, Record<string, string>?], number, string?][] = [
     ["malformed JSON", () => ["POST", "/Users", '{"userName": "x", ', {}], 400, "invalidSyntax"],
-    ["Microsoft's junk body", () => ["POST", "/Users", '{"acve": tre, "adadfdresses": [ {"coudftry": "Beruda"} ]}', {}], 400, "invalidSyntax"],
-    ["a JSON array instead of an object", () => ["POST", "/Users", [{ userName: "x" }], {}], 400, "invalidSyntax"],
+    [
+      "Microsoft's junk body",
+      () => ["POST", "/Users", '{"acve": tre, "adadfdresses": [ {"coudftry": "Beruda"} ]}', {}],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "a JSON array instead of an object",
+      () => ["POST", "/Users", [{ userName: "x" }], {}],
+      400,
+      "invalidSyntax",
+    ],
     ["no body at all", () => ["POST", "/Users", undefined, {}], 400, "invalidSyntax"],
-    ["a text/plain body", () => ["POST", "/Users", '{"userName":"x"}', { "content-type": "text/plain" }], 400, "invalidSyntax"],
+    [
+      "a text/plain body",
+      () => ["POST", "/Users", '{"userName":"x"}', { "content-type": "text/plain" }],
+      400,
+      "invalidSyntax",
+    ],
     ["userName as a number", () => ["POST", "/Users", { userName: 42 }, {}], 400, "invalidValue"],
-    ["active as a word", () => ["POST", "/Users", { userName: "t@example.com", active: "maybe" }, {}], 400, "invalidValue"],
-    ["emails as a string", () => ["POST", "/Users", { userName: "t@example.com", emails: "t@example.com" }, {}], 400, "invalidValue"],
-    ["two primary emails", () => ["POST", "/Users", { userName: "t@example.com", emails: [{ value: "a@x", primary: true }, { value: "b@x", primary: true }] }, {}], 400, "invalidValue"],
-    ["an unknown attribute", () => ["POST", "/Users", { userName: "t@example.com", adreses: [] }, {}], 400, "invalidSyntax"],
-    ["an unknown sub-attribute", () => ["POST", "/Users", { userName: "t@example.com", name: { surname: "x" } }, {}], 400, "invalidSyntax"],
-    ["an unknown schema", () => ["POST", "/Users", { schemas: ["urn:example:nope"], userName: "t@example.com" }, {}], 400, "invalidValue"],
+    [
+      "active as a word",
+      () => ["POST", "/Users", { userName: "t@example.com", active: "maybe" }, {}],
+      400,
+      "invalidValue",
+    ],
+    [
+      "emails as a string",
+      () => ["POST", "/Users", { userName: "t@example.com", emails: "t@example.com" }, {}],
+      400,
+      "invalidValue",
+    ],
+    [
+      "two primary emails",
+      () => [
+        "POST",
+        "/Users",
+        {
+          userName: "t@example.com",
+          emails: [
+            { value: "a@x", primary: true },
+            { value: "b@x", primary: true },
+          ],
+        },
+        {},
+      ],
+      400,
+      "invalidValue",
+    ],
+    [
+      "an unknown attribute",
+      () => ["POST", "/Users", { userName: "t@example.com", adreses: [] }, {}],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "an unknown sub-attribute",
+      () => ["POST", "/Users", { userName: "t@example.com", name: { surname: "x" } }, {}],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "an unknown schema",
+      () => ["POST", "/Users", { schemas: ["urn:example:nope"], userName: "t@example.com" }, {}],
+      400,
+      "invalidValue",
+    ],
     ["no userName", () => ["POST", "/Users", { displayName: "nobody" }, {}], 400, "invalidValue"],
-    ["a userName of 300 characters", () => ["POST", "/Users", { userName: "u".repeat(300) }, {}], 400, "invalidValue"],
-    ["a body over the size limit", () => ["POST", "/Users", { userName: "big@example.com", title: "x".repeat(5000) }, {}], 413],
-    ["a taken userName, differently cased", () => ["POST", "/Users", { userName: "EXISTING@example.com" }, {}], 409, "uniqueness"],
-    ["a rename onto a taken userName", () => ["PATCH", `/Users/${userId}`, { schemas: [PATCH], Operations: [{ op: "replace", path: "userName", value: "Other@Example.com" }] }, {}], 409, "uniqueness"],
+    [
+      "a userName of 300 characters",
+      () => ["POST", "/Users", { userName: "u".repeat(300) }, {}],
+      400,
+      "invalidValue",
+    ],
+    [
+      "a body over the size limit",
+      () => ["POST", "/Users", { userName: "big@example.com", title: "x".repeat(5000) }, {}],
+      413,
+    ],
+    [
+      "a taken userName, differently cased",
+      () => ["POST", "/Users", { userName: "EXISTING@example.com" }, {}],
+      409,
+      "uniqueness",
+    ],
+    [
+      "a rename onto a taken userName",
+      () => [
+        "PATCH",
+        `/Users/${userId}`,
+        { schemas: [PATCH], Operations: [{ op: "replace", path: "userName", value: "Other@Example.com" }] },
+        {},
+      ],
+      409,
+      "uniqueness",
+    ],
     ["a count that is not a number", () => ["GET", "/Users?count=lots", undefined, {}], 400, "invalidValue"],
-    ["a repeated filter parameter", () => ["GET", `/Users?filter=${encodeURIComponent('userName pr')}&filter=x`, undefined, {}], 400, "invalidValue"],
-    ["a filter with bad syntax", () => ["GET", `/Users?filter=${encodeURIComponent('userName eq "x" and')}`, undefined, {}], 400, "invalidFilter"],
-    ["a filter on an unknown attribute", () => ["GET", `/Users?filter=${encodeURIComponent('shoeSize eq "9"')}`, undefined, {}], 400, "invalidFilter"],
-    ["a filter nested 5,000 deep", () => ["GET", `/Users?filter=${encodeURIComponent(`${"(".repeat(2000)}userName pr${")".repeat(2000)}`)}`, undefined, {}], 400, "invalidFilter"],
-    ["a filter longer than the limit", () => ["GET", `/Users?filter=${encodeURIComponent(`userName eq "${"x".repeat(5000)}"`)}`, undefined, {}], 400, "invalidFilter"],
-    ["a filter comparing a boolean with a string", () => ["GET", `/Users?filter=${encodeURIComponent('active eq "true"')}`, undefined, {}], 400, "invalidFilter"],
-    ["sortBy on an unknown attribute", () => ["GET", "/Users?sortBy=nosuch", undefined, {}], 400, "invalidValue"],
-    ["an unknown sortOrder", () => ["GET", "/Users?sortBy=userName&sortOrder=sideways", undefined, {}], 400, "invalidValue"],
-    ["attributes naming nothing", () => ["GET", "/Users?attributes=nosuch", undefined, {}], 400, "invalidValue"],
-    ["PATCH with an unknown op", () => ["PATCH", `/Users/${userId}`, { schemas: [PATCH], Operations: [{ op: "merge", path: "title", value: "x" }] }, {}], 400, "invalidSyntax"],
-    ["PATCH whose second op fails", () => ["PATCH", `/Users/${userId}`, { schemas: [PATCH], Operations: [{ op: "replace", path: "title", value: "changed" }, { op: "replace", path: "nosuch", value: 1 }] }, {}], 400, "invalidPath"],
-    ["PATCH replace that matches nothing", () => ["PATCH", `/Users/${userId}`, { schemas: [PATCH], Operations: [{ op: "replace", path: 'emails[type eq "home"].value', value: "h@x" }] }, {}], 400, "noTarget"],
-    ["PATCH of a read-only attribute", () => ["PATCH", `/Users/${userId}`, { schemas: [PATCH], Operations: [{ op: "replace", path: "meta.created", value: "2020-01-01T00:00:00Z" }] }, {}], 400, "mutability"],
-    ["PATCH with a broken path", () => ["PATCH", `/Users/${userId}`, { schemas: [PATCH], Operations: [{ op: "add", path: "emails[type eq", value: "x" }] }, {}], 400, "invalidPath"],
-    ["PATCH without Operations", () => ["PATCH", `/Users/${userId}`, { schemas: [PATCH] }, {}], 400, "invalidSyntax"],
-    ["group rename plus a member that does not exist", () => ["PATCH", `/Groups/${groupId}`, { schemas: [PATCH], Operations: [{ op: "replace", value: { displayName: "Renamed" } }, { op: "add", path: "members", value: [{ value: "no-such-id" }] }] }, {}], 400, "invalidValue"],
-    ["a group that contains itself", () => ["PATCH", `/Groups/${groupId}`, { schemas: [PATCH], Operations: [{ op: "add", path: "members", value: [{ value: groupId }] }] }, {}], 400, "invalidValue"],
+    [
+      "a repeated filter parameter",
+      () => ["GET", `/Users?filter=${encodeURIComponent("userName pr")}&filter=x`, undefined, {}],
+      400,
+      "invalidValue",
+    ],
+    [
+      "a filter with bad syntax",
+      () => ["GET", `/Users?filter=${encodeURIComponent('userName eq "x" and')}`, undefined, {}],
+      400,
+      "invalidFilter",
+    ],
+    [
+      "a filter on an unknown attribute",
+      () => ["GET", `/Users?filter=${encodeURIComponent('shoeSize eq "9"')}`, undefined, {}],
+      400,
+      "invalidFilter",
+    ],
+    [
+      "a filter nested 5,000 deep",
+      () => [
+        "GET",
+        `/Users?filter=${encodeURIComponent(`${"(".repeat(2000)}userName pr${")".repeat(2000)}`)}`,
+        undefined,
+        {},
+      ],
+      400,
+      "invalidFilter",
+    ],
+    [
+      "a filter longer than the limit",
+      () => [
+        "GET",
+        `/Users?filter=${encodeURIComponent(`userName eq "${"x".repeat(5000)}"`)}`,
+        undefined,
+        {},
+      ],
+      400,
+      "invalidFilter",
+    ],
+    [
+      "a filter comparing a boolean with a string",
+      () => ["GET", `/Users?filter=${encodeURIComponent('active eq "true"')}`, undefined, {}],
+      400,
+      "invalidFilter",
+    ],
+    [
+      "sortBy on an unknown attribute",
+      () => ["GET", "/Users?sortBy=nosuch", undefined, {}],
+      400,
+      "invalidValue",
+    ],
+    [
+      "an unknown sortOrder",
+      () => ["GET", "/Users?sortBy=userName&sortOrder=sideways", undefined, {}],
+      400,
+      "invalidValue",
+    ],
+    [
+      "attributes naming nothing",
+      () => ["GET", "/Users?attributes=nosuch", undefined, {}],
+      400,
+      "invalidValue",
+    ],
+    [
+      "PATCH with an unknown op",
+      () => [
+        "PATCH",
+        `/Users/${userId}`,
+        { schemas: [PATCH], Operations: [{ op: "merge", path: "title", value: "x" }] },
+        {},
+      ],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "PATCH whose second op fails",
+      () => [
+        "PATCH",
+        `/Users/${userId}`,
+        {
+          schemas: [PATCH],
+          Operations: [
+            { op: "replace", path: "title", value: "changed" },
+            { op: "replace", path: "nosuch", value: 1 },
+          ],
+        },
+        {},
+      ],
+      400,
+      "invalidPath",
+    ],
+    [
+      "PATCH replace that matches nothing",
+      () => [
+        "PATCH",
+        `/Users/${userId}`,
+        {
+          schemas: [PATCH],
+          Operations: [{ op: "replace", path: 'emails[type eq "home"].value', value: "h@x" }],
+        },
+        {},
+      ],
+      400,
+      "noTarget",
+    ],
+    [
+      "PATCH of a read-only attribute",
+      () => [
+        "PATCH",
+        `/Users/${userId}`,
+        {
+          schemas: [PATCH],
+          Operations: [{ op: "replace", path: "meta.created", value: "2020-01-01T00:00:00Z" }],
+        },
+        {},
+      ],
+      400,
+      "mutability",
+    ],
+    [
+      "PATCH with a broken path",
+      () => [
+        "PATCH",
+        `/Users/${userId}`,
+        { schemas: [PATCH], Operations: [{ op: "add", path: "emails[type eq", value: "x" }] },
+        {},
+      ],
+      400,
+      "invalidPath",
+    ],
+    [
+      "PATCH without Operations",
+      () => ["PATCH", `/Users/${userId}`, { schemas: [PATCH] }, {}],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "group rename plus a member that does not exist",
+      () => [
+        "PATCH",
+        `/Groups/${groupId}`,
+        {
+          schemas: [PATCH],
+          Operations: [
+            { op: "replace", value: { displayName: "Renamed" } },
+            { op: "add", path: "members", value: [{ value: "no-such-id" }] },
+          ],
+        },
+        {},
+      ],
+      400,
+      "invalidValue",
+    ],
+    [
+      "a group that contains itself",
+      () => [
+        "PATCH",
+        `/Groups/${groupId}`,
+        { schemas: [PATCH], Operations: [{ op: "add", path: "members", value: [{ value: groupId }] }] },
+        {},
+      ],
+      400,
+      "invalidValue",
+    ],
     ["a group without displayName", () => ["POST", "/Groups", { members: [] }, {}], 400, "invalidValue"],
-    ["PUT of a user that does not exist", () => ["PUT", "/Users/00000000-0000-0000-0000-000000000000", { userName: "ghost@example.com" }, {}], 404],
+    [
+      "PUT of a user that does not exist",
+      () => ["PUT", "/Users/00000000-0000-0000-0000-000000000000", { userName: "ghost@example.com" }, {}],
+      404,
+    ],
     ["DELETE of a group that does not exist", () => ["DELETE", "/Groups/nope", undefined, {}], 404],
-    ["a stale If-Match on DELETE", () => ["DELETE", `/Users/${userId}`, undefined, { "if-match": 'W/"999"' }], 412],
+    [
+      "a stale If-Match on DELETE",
+      () => ["DELETE", `/Users/${userId}`, undefined, { "if-match": 'W/"999"' }],
+      412,
+    ],
     ["a method the endpoint lacks", () => ["PUT", "/Users", { userName: "x" }, {}], 405],
     ["an endpoint that does not exist", () => ["GET", "/Widgets", undefined, {}], 404],
   ];

@@ -21,7 +21,7 @@ const KNOWINGLY_UNMET: Record<string, string> = {
     "a user PATCH answers 200 with the resource (RFC 7644 §3.5.2 allows either); Okta reads the returned user",
   "patch user omalley active with boolean / Status code is 204": "same: 200 with the resource",
   "Group patch add member / Status code is 204":
-    "the member value \"string id 1\" is neither an object nor the id of a user or group here; it is refused with 400 rather than stored dangling",
+    'the member value "string id 1" is neither an object nor the id of a user or group here; it is refused with 400 rather than stored dangling',
   "Group patch add member2 / Status code is 204": "same as 'Group patch add member'",
   "filter eq and (val or val) / Total results":
     "the filter's values are unquoted (Employee, example.com); RFC 7644 §3.4.2.2 requires JSON strings, so it is 400 invalidFilter",
@@ -67,9 +67,12 @@ describe("Microsoft SCIM conformance collection (newman)", () => {
     const passed: string[] = [];
     const failed: string[] = [];
     for (const ex of summary.run.executions) {
-      for (const a of ex.assertions ?? []) (a.error ? failed : passed).push(`${ex.item.name} / ${a.assertion}`);
+      for (const a of ex.assertions ?? [])
+        (a.error ? failed : passed).push(`${ex.item.name} / ${a.assertion}`);
     }
-    console.log(`conformance: ${passed.length} assertions passed, ${failed.length} failed (${Object.keys(KNOWINGLY_UNMET).length} knowingly)`);
+    console.log(
+      `conformance: ${passed.length} assertions passed, ${failed.length} failed (${Object.keys(KNOWINGLY_UNMET).length} knowingly)`,
+    );
     assert.deepEqual(failed.sort(), Object.keys(KNOWINGLY_UNMET).sort());
     assert.ok(passed.length >= 70, `only ${passed.length} assertions ran`);
   });

@@ -68,14 +68,21 @@ function oktaSuite(label: string, storeUrl: () => Promise<string | undefined>, c
       assert.equal(dup.body.scimType, "uniqueness");
       assert.equal(dup.body.status, "409");
 
-      const hit = await node.request("GET", `/Users?filter=${eq("userName", "ADA.lovelace@EXAMPLE.com")}&startIndex=1&count=100`);
+      const hit = await node.request(
+        "GET",
+        `/Users?filter=${eq("userName", "ADA.lovelace@EXAMPLE.com")}&startIndex=1&count=100`,
+      );
       assert.equal(hit.body.totalResults, 1);
       assert.equal(hit.body.Resources[0].id, created.body.id);
     });
 
     it("never stores Okta's placeholder password", async () => {
-      const rows = await node.node.store.db.transaction((q) => q.all<Record<string, unknown>>("SELECT * FROM scim_users"));
-      const audit = await node.node.store.db.transaction((q) => q.all<Record<string, unknown>>("SELECT * FROM scim_audit"));
+      const rows = await node.node.store.db.transaction((q) =>
+        q.all<Record<string, unknown>>("SELECT * FROM scim_users"),
+      );
+      const audit = await node.node.store.db.transaction((q) =>
+        q.all<Record<string, unknown>>("SELECT * FROM scim_audit"),
+      );
       assert.ok(rows.length > 0);
       assert.ok(!JSON.stringify([rows, audit]).includes(PLACEHOLDER_PASSWORD));
       assert.ok(rows.every((r) => r.password_hash === null));
@@ -109,7 +116,11 @@ function oktaSuite(label: string, storeUrl: () => Promise<string | undefined>, c
       assert.equal(off.status, 200);
       assert.equal(off.body.active, false);
       assert.equal((await node.request("GET", `/Users/${created.id}`)).body.active, false);
-      const on = await node.request("PUT", `/Users/${created.id}`, { ...oktaUser("alan.turing@example.com"), id: created.id, active: true });
+      const on = await node.request("PUT", `/Users/${created.id}`, {
+        ...oktaUser("alan.turing@example.com"),
+        id: created.id,
+        active: true,
+      });
       assert.equal(on.status, 200);
       assert.equal(on.body.active, true);
     });
@@ -144,9 +155,16 @@ function oktaSuite(label: string, storeUrl: () => Promise<string | undefined>, c
       const u1 = (await node.request("POST", "/Users", oktaUser("member1@example.com"))).body;
       const u2 = (await node.request("POST", "/Users", oktaUser("member2@example.com"))).body;
       const u3 = (await node.request("POST", "/Users", oktaUser("member3@example.com"))).body;
-      const miss = await node.request("GET", `/Groups?filter=${eq("displayName", "Engineering")}&startIndex=1&count=100`);
+      const miss = await node.request(
+        "GET",
+        `/Groups?filter=${eq("displayName", "Engineering")}&startIndex=1&count=100`,
+      );
       assert.equal(miss.body.totalResults, 0);
-      const g = await node.request("POST", "/Groups", { schemas: [GROUP_SCHEMA], displayName: "Engineering", members: [] });
+      const g = await node.request("POST", "/Groups", {
+        schemas: [GROUP_SCHEMA],
+        displayName: "Engineering",
+        members: [],
+      });
       assert.equal(g.status, 201);
       const id = g.body.id;
 
@@ -159,7 +177,9 @@ function oktaSuite(label: string, storeUrl: () => Promise<string | undefined>, c
 
       const add = await node.request("PATCH", `/Groups/${id}`, {
         schemas: [PATCH],
-        Operations: [{ op: "add", path: "members", value: [{ value: u1.id, display: "member1@example.com" }] }],
+        Operations: [
+          { op: "add", path: "members", value: [{ value: u1.id, display: "member1@example.com" }] },
+        ],
       });
       assert.equal(add.status, 204);
       const swap = await node.request("PATCH", `/Groups/${id}`, {
@@ -176,7 +196,10 @@ function oktaSuite(label: string, storeUrl: () => Promise<string | undefined>, c
         [u2.id],
       );
       const user2 = (await node.request("GET", `/Users/${u2.id}`)).body;
-      assert.deepEqual(user2.groups.map((x: { value: string }) => x.value), [id]);
+      assert.deepEqual(
+        user2.groups.map((x: { value: string }) => x.value),
+        [id],
+      );
 
       const replaceAll = await node.request("PATCH", `/Groups/${id}`, {
         schemas: [PATCH],
@@ -195,7 +218,10 @@ function oktaSuite(label: string, storeUrl: () => Promise<string | undefined>, c
       assert.equal(put.status, 200);
       assert.deepEqual(put.body.members.map((m: { value: string }) => m.value).sort(), [u2.id, u3.id].sort());
 
-      const noMembers = await node.request("GET", `/Groups?filter=${eq("displayName", "engineering (eu)")}&excludedAttributes=members`);
+      const noMembers = await node.request(
+        "GET",
+        `/Groups?filter=${eq("displayName", "engineering (eu)")}&excludedAttributes=members`,
+      );
       assert.equal(noMembers.body.totalResults, 1);
       assert.equal(noMembers.body.Resources[0].members, undefined);
 
@@ -214,22 +240,40 @@ function oktaSuite(label: string, storeUrl: () => Promise<string | undefined>, c
 
     it("answers If-Match with 412 when the version moved on", async () => {
       const u = (await node.request("POST", "/Users", oktaUser("etag@example.com"))).body;
-      const stale = await node.request("PUT", `/Users/${u.id}`, oktaUser("etag@example.com", { title: "x" }), { "if-match": 'W/"7"' });
+      const stale = await node.request(
+        "PUT",
+        `/Users/${u.id}`,
+        oktaUser("etag@example.com", { title: "x" }),
+        { "if-match": 'W/"7"' },
+      );
       assert.equal(stale.status, 412);
       assert.equal(stale.body.status, "412");
-      const fresh = await node.request("PUT", `/Users/${u.id}`, oktaUser("etag@example.com", { title: "x" }), { "if-match": u.meta.version });
+      const fresh = await node.request(
+        "PUT",
+        `/Users/${u.id}`,
+        oktaUser("etag@example.com", { title: "x" }),
+        { "if-match": u.meta.version },
+      );
       assert.equal(fresh.status, 200);
-      const notModified = await node.request("GET", `/Users/${u.id}`, undefined, { "if-none-match": fresh.body.meta.version });
+      const notModified = await node.request("GET", `/Users/${u.id}`, undefined, {
+        "if-none-match": fresh.body.meta.version,
+      });
       assert.equal(notModified.status, 304);
     });
 
     it("audits every change with the request id and no secrets", async () => {
-      const r = await node.request("POST", "/Users", oktaUser("audited@example.com"), { "x-request-id": "req-audit-1" });
+      const r = await node.request("POST", "/Users", oktaUser("audited@example.com"), {
+        "x-request-id": "req-audit-1",
+      });
       const rows = await node.node.store.db.transaction((q) =>
-        q.all<{ request_id: string; action: string; resource_id: string; actor: string; client: string; attributes: string }>(
-          "SELECT * FROM scim_audit WHERE request_id = ?",
-          ["req-audit-1"],
-        ),
+        q.all<{
+          request_id: string;
+          action: string;
+          resource_id: string;
+          actor: string;
+          client: string;
+          attributes: string;
+        }>("SELECT * FROM scim_audit WHERE request_id = ?", ["req-audit-1"]),
       );
       assert.equal(rows.length, 1);
       assert.equal(rows[0]!.action, "create");

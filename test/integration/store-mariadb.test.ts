@@ -13,15 +13,31 @@ import { TestNode } from "../support/node.js";
 const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /** MariaDB's global handler counters: rows written, updated, deleted and read by all connections. */
-async function rowCounters(maria: MariaDb): Promise<{ written: number; updated: number; deleted: number; read: number }> {
+async function rowCounters(
+  maria: MariaDb,
+): Promise<{ written: number; updated: number; deleted: number; read: number }> {
   const c = await maria.admin();
   try {
     const [rows] = await c.query("SHOW GLOBAL STATUS LIKE 'Handler_%'");
-    const v = Object.fromEntries((rows as { Variable_name: string; Value: string }[]).map((r) => [r.Variable_name, Number(r.Value)]));
-    const read = ["Handler_read_first", "Handler_read_key", "Handler_read_last", "Handler_read_next", "Handler_read_prev", "Handler_read_rnd"]
+    const v = Object.fromEntries(
+      (rows as { Variable_name: string; Value: string }[]).map((r) => [r.Variable_name, Number(r.Value)]),
+    );
+    const read = [
+      "Handler_read_first",
+      "Handler_read_key",
+      "Handler_read_last",
+      "Handler_read_next",
+      "Handler_read_prev",
+      "Handler_read_rnd",
+    ]
       .map((k) => v[k] ?? 0)
       .reduce((a, b) => a + b, 0);
-    return { written: v.Handler_write ?? 0, updated: v.Handler_update ?? 0, deleted: v.Handler_delete ?? 0, read };
+    return {
+      written: v.Handler_write ?? 0,
+      updated: v.Handler_update ?? 0,
+      deleted: v.Handler_delete ?? 0,
+      read,
+    };
   } finally {
     await c.end();
   }
@@ -42,17 +58,32 @@ describe("app store on MariaDB", () => {
           url,
           mysqlPoolSize: 2,
           queryTimeoutMs: 10_000,
-          breaker: { timeoutMs: 10_000, errorThresholdPercentage: 50, volumeThreshold: 5, resetTimeoutMs: 1000, rollingWindowMs: 10_000 },
-          customColumns: [{ urn: "urn:x:1", attr: "costCode", column: "cost_code", multiValued: false, type: "string" }],
+          breaker: {
+            timeoutMs: 10_000,
+            errorThresholdPercentage: 50,
+            volumeThreshold: 5,
+            resetTimeoutMs: 1000,
+            rollingWindowMs: 10_000,
+          },
+          customColumns: [
+            { urn: "urn:x:1", attr: "costCode", column: "cost_code", multiValued: false, type: "string" },
+          ],
         },
         propertySchema,
         new Metrics("m"),
       );
     const stores = await Promise.all([open(), open(), open()]);
-    const ledger = await stores[0]!.db.transaction((q) => q.all<{ version: number }>("SELECT version FROM provisiond_migrations"));
-    assert.deepEqual(ledger.map((r) => Number(r.version)), [1]);
+    const ledger = await stores[0]!.db.transaction((q) =>
+      q.all<{ version: number }>("SELECT version FROM provisiond_migrations"),
+    );
+    assert.deepEqual(
+      ledger.map((r) => Number(r.version)),
+      [1],
+    );
     const cols = await stores[0]!.db.transaction((q) =>
-      q.all<{ c: string }>("SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'scim_users' AND COLUMN_NAME = 'cost_code'"),
+      q.all<{ c: string }>(
+        "SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'scim_users' AND COLUMN_NAME = 'cost_code'",
+      ),
     );
     assert.equal(cols.length, 1);
     await Promise.all(stores.map((s) => s.close()));
@@ -62,8 +93,12 @@ describe("app store on MariaDB", () => {
     const node = await TestNode.start(await maria.createDatabase("members"));
     try {
       const ids: string[] = [];
-      for (let i = 0; i < 1500; i++) ids.push((await node.request("POST", "/Users", { userName: `m${i}@example.com` })).body.id);
-      const g = await node.request("POST", "/Groups", { displayName: "Big", members: ids.slice(0, 1499).map((value) => ({ value })) });
+      for (let i = 0; i < 1500; i++)
+        ids.push((await node.request("POST", "/Users", { userName: `m${i}@example.com` })).body.id);
+      const g = await node.request("POST", "/Groups", {
+        displayName: "Big",
+        members: ids.slice(0, 1499).map((value) => ({ value })),
+      });
       assert.equal(g.status, 201);
       const before = await rowCounters(maria);
       const add = await node.request("PATCH", `/Groups/${g.body.id}`, {
@@ -95,8 +130,13 @@ describe("app store on MariaDB", () => {
       const r2 = await rowCounters(maria);
       const full = await node.request("GET", `/Groups/${g.body.id}`);
       const r3 = await rowCounters(maria);
-      assert.ok(r3.read - r2.read >= 1499, "reading the members does read their rows (the counter sees them)");
-      console.log(`rows: add-one-member wrote ${mid.written - before.written}, read ${mid.read - before.read}; member-less list read ${r1.read - r0.read}; full read ${r3.read - r2.read}`);
+      assert.ok(
+        r3.read - r2.read >= 1499,
+        "reading the members does read their rows (the counter sees them)",
+      );
+      console.log(
+        `rows: add-one-member wrote ${mid.written - before.written}, read ${mid.read - before.read}; member-less list read ${r1.read - r0.read}; full read ${r3.read - r2.read}`,
+      );
       assert.equal(full.body.members.length, 1499);
     } finally {
       await node.stop();
@@ -136,7 +176,10 @@ describe("app store on MariaDB", () => {
       }
       assert.equal(r.status, 201, r.text);
       const users = await node.request("GET", "/Users");
-      assert.deepEqual(users.body.Resources.map((u: { userName: string }) => u.userName).sort(), ["after@example.com", "before@example.com"]);
+      assert.deepEqual(users.body.Resources.map((u: { userName: string }) => u.userName).sort(), [
+        "after@example.com",
+        "before@example.com",
+      ]);
       assert.equal((await (await fetch(`${node.admin}/status`)).json()).breaker.state, "closed");
     } finally {
       await node.stop();

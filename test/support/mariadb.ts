@@ -65,7 +65,9 @@ export class MariaDb {
       `--pid-file=${join(data, "mariadbd.pid")}`,
       "--skip-log-bin",
       "--max-connections=500",
-      ...(this.opts.fast ? ["--innodb-flush-log-at-trx-commit=0", "--sync-binlog=0", "--innodb-doublewrite=0"] : []),
+      ...(this.opts.fast
+        ? ["--innodb-flush-log-at-trx-commit=0", "--sync-binlog=0", "--innodb-doublewrite=0"]
+        : []),
     ];
     const proc = spawn("mariadbd", args, { stdio: ["ignore", "ignore", "pipe"] });
     this.proc = proc;
@@ -81,7 +83,8 @@ export class MariaDb {
           resolve();
         }
       };
-      const onExit = (code: number | null) => reject(new Error(`mariadbd exited (${code}) before it was ready:\n${this.log.slice(-2000)}`));
+      const onExit = (code: number | null) =>
+        reject(new Error(`mariadbd exited (${code}) before it was ready:\n${this.log.slice(-2000)}`));
       proc.stderr!.on("data", onData);
       proc.once("exit", onExit);
     });
@@ -92,7 +95,12 @@ export class MariaDb {
   }
 
   async admin(): Promise<mysql.Connection> {
-    return mysql.createConnection({ host: "127.0.0.1", port: this.port, user: "root", multipleStatements: false });
+    return mysql.createConnection({
+      host: "127.0.0.1",
+      port: this.port,
+      user: "root",
+      multipleStatements: false,
+    });
   }
 
   /** Creates an empty database and returns its URL. */

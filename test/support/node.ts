@@ -3,14 +3,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { loadConfig } from "../../src/config/index.js";
 import { type RunningNode, startNode } from "../../src/cli/node.js";
+import { loadConfig } from "../../src/config/index.js";
 
 export const TOKEN = "test-token-0123456789abcdef";
 
 export interface Reply {
   status: number;
   headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: test assertions read arbitrary SCIM JSON
   body: any;
   text: string;
 }
@@ -39,7 +40,9 @@ export class TestNode {
       PROVISIOND_DATA_DIR: dataDir,
       PROVISIOND_STORE_URL: storeUrl ?? `sqlite:${join(dataDir, "store.db")}`,
       PROVISIOND_LOG_LEVEL: "info",
-      ...(env.PROVISIOND_SCIM_AUTH || env.PROVISIOND_SCIM_BASIC_USER || env.PROVISIOND_SCIM_HEADER_NAME ? {} : { PROVISIOND_SCIM_TOKEN: TOKEN }),
+      ...(env.PROVISIOND_SCIM_AUTH || env.PROVISIOND_SCIM_BASIC_USER || env.PROVISIOND_SCIM_HEADER_NAME
+        ? {}
+        : { PROVISIOND_SCIM_TOKEN: TOKEN }),
       ...env,
     });
     const destination = new Writable({
@@ -48,7 +51,9 @@ export class TestNode {
         cb();
       },
     });
-    const node = await startNode(cfg, { logDestination: destination as unknown as import("pino").DestinationStream });
+    const node = await startNode(cfg, {
+      logDestination: destination as unknown as import("pino").DestinationStream,
+    });
     return new TestNode(node, node.scimUrl.replace(/\/$/, ""), dataDir, logs);
   }
 
@@ -56,7 +61,12 @@ export class TestNode {
     return this.node.adminUrl;
   }
 
-  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  async request(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Reply> {
     const init: RequestInit = {
       method,
       headers: {

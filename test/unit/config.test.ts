@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { promisify } from "node:util";
+import { ConfigError, loadConfig } from "../../src/config/index.js";
+import { ROOT } from "../support/vectors.js";
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), "provisiond-config-"));
+const base = { PROVISIOND_DATA_DIR: dir };
+
+function errorFor(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig({ ...base, ...env });
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  assert.fail("expected a configuration error");
+}
+
+describe("configuration", () => {
+  it("defaults to a standalone SQLite node with a generated token", () => {
+    const cfg = loadConfig(base);
+    assert.equal(cfg.scim.port, 8080);
+    assert.equal(cfg.admin.port, 9464);
+    assert.equal(cfg.store.url, `sqlite:${join(dir, "provisiond.db")}`);
+    assert.equal(cfg.auth.generatedTokenFile, join(dir, "scim-token"));
+    assert.equal(cfg.auth.disabled, false);
+  });
+
+  const bad: [Record<string, string>, string, RegExp][] = [
+    [{ PROVISIOND_SCIM_PORT: "eighty" }, "PROVISIOND_SCIM_PORT", /integer/],
+    [{ PROVISIOND_SCIM_PORT: "70000" }, "PROVISIOND_SCIM_PORT", /between/],
+    [{ PROVISIOND_ADMIN_PORT: "8080" }, "PROVISIOND_ADMIN_PORT", /differ/],
+    [{ PROVISIOND_STORE_URL: "postgres://x/y" }, "PROVISIOND_STORE_URL", /mysql:\/\/ or sqlite:/],
+    [{ PROVISIOND_STORE_URL: "mysql://host-only" }, "PROVISIOND_STORE_URL", /database/],
+    [{ PROVISIOND_SCIM_TOKEN: "short" }, "PROVISIOND_SCIM_TOKEN", /16 characters/],
+    [
+      { PROVISIOND_SCIM_TOKEN: "0123456789abcdefXYZ", PROVISIOND_SCIM_TOKEN_FILE: "/x" },
+      "PROVISIOND_SCIM_TOKEN",
+      /not both/,
+    ],
+    [{ PROVISIOND_SCIM_TOKEN_FILE: "/nonexistent/token" }, "PROVISIOND_SCIM_TOKEN_FILE", /cannot read/],
+    [{ PROVISIOND_SCIM_BASIC_USER: "okta" }, "PROVISIOND_SCIM_BASIC_PASSWORD", /both/],
+    [{ PROVISIOND_SCIM_HEADER_NAME: "X-Secret" }, "PROVISIOND_SCIM_HEADER_VALUE", /both/],
+    [
+      { PROVISIOND_SCIM_AUTH: "none", PROVISIOND_SCIM_TOKEN: "0123456789abcdefXYZ" },
+      "PROVISIOND_SCIM_AUTH",
+      /remove one/,
+    ],
+    [{ PROVISIOND_SCIM_AUTH: "off" }, "PROVISIOND_SCIM_AUTH", /one of on, none/],
+    [{ PROVISIOND_TLS_CERT_FILE: "/x.crt" }, "PROVISIOND_TLS_KEY_FILE", /both/],
+    [{ PROVISIOND_LOG_LEVEL: "loud" }, "PROVISIOND_LOG_LEVEL", /one of/],
+    [{ PROVISIOND_PASSWORD_SYNC: "perhaps" }, "PROVISIOND_PASSWORD_SYNC", /true or false/],
+    [
+      {
+        PROVISIOND_CUSTOM_SCHEMA: JSON.stringify({
+          attributes: [{ name: "tags", type: "string", column: "tags", multiValued: true }],
+        }),
+      },
+      "PROVISIOND_CUSTOM_SCHEMA",
+      /Okta rejects a custom schema with only array attributes/,
+    ],
+    [
+      {
+        PROVISIOND_CUSTOM_SCHEMA: JSON.stringify({
+          attributes: [{ name: "x", type: "string", column: "doc" }],
+        }),
+      },
+      "PROVISIOND_CUSTOM_SCHEMA",
+      /column/,
+    ],
+    [{ PROVISIOND_CUSTOM_SCHEMA: "{not json" }, "PROVISIOND_CUSTOM_SCHEMA", /JSON/],
+  ];
+  for (const [env, variable, problem] of bad) {
+    it(`refuses ${JSON.stringify(env).slice(0, 90)} naming ${variable}`, () => {
+      const e = errorFor(env);
+      assert.equal(e.variable, variable);
+      assert.match(e.message, problem);
+    });
+  }
+
+  it("reads secrets from _FILE variables", () => {
+    const f = join(dir, "token");
+    writeFileSync(f, "file-token-0123456789\n");
+    assert.deepEqual(loadConfig({ ...base, PROVISIOND_SCIM_TOKEN_FILE: f }).auth.bearerTokens, [
+      "file-token-0123456789",
+    ]);
+  });
+
+  it("takes a JSON config file that mirrors the variables, with the environment winning", () => {
+    const f = join(dir, "config.json");
+    writeFileSync(f, JSON.stringify({ PROVISIOND_SCIM_PORT: 8443, PROVISIOND_NODE_ID: "from-file" }));
+    const cfg = loadConfig({ ...base, PROVISIOND_CONFIG_FILE: f, PROVISIOND_NODE_ID: "from-env" });
+    assert.equal(cfg.scim.port, 8443);
+    assert.equal(cfg.nodeId, "from-env");
+  });
+
+  it("stops the CLI with one line that names the variable", async () => {
+    const err = await run(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "node"], {
+      cwd: ROOT,
+      env: { ...process.env, ...base, PROVISIOND_SCIM_PORT: "eighty" },
+    }).then(
+      () => assert.fail("the node started"),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(err.code, 2);
+    assert.equal(
+      err.stderr.trim(),
+      'provisiond: configuration error: PROVISIOND_SCIM_PORT: must be an integer, got "eighty"',
+    );
+  });
+});

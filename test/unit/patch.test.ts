@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Resource } from "../../src/scim/attribute-path.js";
-import { ScimError } from "../../src/scim/errors.js";
 import { splitGroupPatch } from "../../src/scim/group-patch.js";
 import { applyPatch, PATCH_OP_SCHEMA, readPatchBody } from "../../src/scim/patch.js";
 import { normalizeBody } from "../../src/scim/resource.js";
 import { ENTERPRISE_USER } from "../../src/scim/schema.js";
+import { scimErrorOf } from "../support/errors.js";
 import { groups, users } from "../support/schemas.js";
 import { vectors } from "../support/vectors.js";
 
@@ -34,16 +34,6 @@ const sorted = (x: unknown): unknown =>
 
 function patch(source: Resource, ops: unknown[]): Resource {
   return applyPatch(users, normalizeBody(users, strip(source)).resource, readPatchBody(body(ops))).resource;
-}
-
-function statusOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ScimError) return `${err.status}:${err.scimType}`;
-    throw err;
-  }
-  return undefined;
 }
 
 /**
@@ -115,7 +105,7 @@ for (const file of ["scim-patch-recorded.json", "scimmy-patch.json"]) {
           rfc.check(patch(c.source, c.operations));
         } else if (rfc?.status) {
           assert.equal(
-            statusOf(() => patch(c.source, c.operations)),
+            scimErrorOf(() => patch(c.source, c.operations)),
             rfc.status,
             rfc.why,
           );
@@ -125,10 +115,10 @@ for (const file of ["scim-patch-recorded.json", "scimmy-patch.json"]) {
             sorted(normalizeBody(users, strip(expected!)).resource),
           );
         } else if (c.error !== undefined || !expected) {
-          assert.match(statusOf(() => patch(c.source, c.operations)) ?? "no error", /^400:/);
+          assert.match(scimErrorOf(() => patch(c.source, c.operations)) ?? "no error", /^400:/);
         } else if (schemaless) {
           assert.match(
-            statusOf(() => patch(c.source, c.operations)) ?? "no error",
+            scimErrorOf(() => patch(c.source, c.operations)) ?? "no error",
             /^400:(invalidSyntax|invalidPath|invalidValue)$/,
           );
         } else {
@@ -154,13 +144,13 @@ describe("PATCH: the Okta dialect", () => {
   });
   it("refuses a path that targets a read-only attribute", () => {
     assert.equal(
-      statusOf(() => patch(user, [{ op: "replace", path: "id", value: "x" }])),
+      scimErrorOf(() => patch(user, [{ op: "replace", path: "id", value: "x" }])),
       "400:mutability",
     );
   });
   it("refuses removing a required attribute", () => {
     assert.equal(
-      statusOf(() => patch(user, [{ op: "remove", path: "userName" }])),
+      scimErrorOf(() => patch(user, [{ op: "remove", path: "userName" }])),
       "400:mutability",
     );
   });
@@ -185,7 +175,7 @@ describe("PATCH: the Entra dialect", () => {
   });
   it("answers a filtered Replace that matches nothing with noTarget", () => {
     assert.equal(
-      statusOf(() =>
+      scimErrorOf(() =>
         patch(user, [{ op: "Replace", path: 'emails[type eq "home"].value', value: "h@x.com" }]),
       ),
       "400:noTarget",
@@ -201,7 +191,7 @@ describe("PATCH: the Entra dialect", () => {
   });
   it("refuses an unknown op", () => {
     assert.equal(
-      statusOf(() => patch(user, [{ op: "merge", path: "active", value: true }])),
+      scimErrorOf(() => patch(user, [{ op: "merge", path: "active", value: true }])),
       "400:invalidSyntax",
     );
   });
@@ -241,7 +231,7 @@ describe("Group PATCH: membership becomes row operations", () => {
   });
   it("refuses a member that is not an object with a value", () => {
     assert.equal(
-      statusOf(() => split([{ op: "add", path: "members", value: "string id 1" }])),
+      scimErrorOf(() => split([{ op: "add", path: "members", value: "string id 1" }])),
       "400:invalidValue",
     );
   });
@@ -250,17 +240,17 @@ describe("Group PATCH: membership becomes row operations", () => {
 describe("PATCH message validation", () => {
   it("needs Operations", () =>
     assert.equal(
-      statusOf(() => readPatchBody({ schemas: [PATCH_OP_SCHEMA] })),
+      scimErrorOf(() => readPatchBody({ schemas: [PATCH_OP_SCHEMA] })),
       "400:invalidSyntax",
     ));
   it("needs the PatchOp schema", () =>
     assert.equal(
-      statusOf(() => readPatchBody({ schemas: ["x"], Operations: [{ op: "add", value: {} }] })),
+      scimErrorOf(() => readPatchBody({ schemas: ["x"], Operations: [{ op: "add", value: {} }] })),
       "400:invalidSyntax",
     ));
   it("needs a value for add", () =>
     assert.equal(
-      statusOf(() => readPatchBody(body([{ op: "add", path: "title" }]))),
+      scimErrorOf(() => readPatchBody(body([{ op: "add", path: "title" }]))),
       "400:invalidValue",
     ));
 });

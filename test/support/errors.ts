@@ -1,0 +1,12 @@
+import { ScimError } from "../../src/scim/errors.js";
+
+/** "status:scimType" of the ScimError `fn` throws, or undefined when it throws none. */
+export function scimErrorOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ScimError) return `${err.status}:${err.scimType}`;
+    throw err;
+  }
+  return undefined;
+}

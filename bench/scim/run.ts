@@ -15,7 +15,7 @@ import mysql from "mysql2/promise";
 import { Pool } from "undici";
 import { Metrics } from "../../src/observability/metrics.js";
 import { normalizeBody } from "../../src/scim/resource.js";
-import { enterpriseUserSchema, groupSchema, ResourceSchema, userSchema } from "../../src/scim/schema.js";
+import { enterpriseUserSchema, ResourceSchema, userSchema } from "../../src/scim/schema.js";
 import { AppStore } from "../../src/store/index.js";
 import { freePort, MariaDb } from "../../test/support/mariadb.js";
 import { ROOT } from "../../test/support/vectors.js";
@@ -28,7 +28,6 @@ const TOKEN = `bench-${randomUUID()}`;
 const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 const userRs = new ResourceSchema("User", "/Users", userSchema, [enterpriseUserSchema]);
-void groupSchema;
 
 function oktaUser(login: string) {
   return {
@@ -102,7 +101,7 @@ async function main() {
   try {
     // 1. POST /Users vs raw INSERT, same server, same concurrency.
     const raw = await mysql.createPool({
-      uri: url.replace("/bench", "/bench"),
+      uri: url,
       connectionLimit: CONCURRENCY,
     });
     await raw.query(

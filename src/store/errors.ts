@@ -42,6 +42,8 @@ const SQLITE_TRANSIENT = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROT
 /** Errors that say the store is unhealthy, as opposed to a request it refused; only these trip the breaker. */
 export function isTransient(err: unknown): boolean {
   if (err instanceof StoreUnavailable) return true;
+  // A transaction rolled back at its deadline says the store is too slow, which is what the breaker is for.
+  if (err instanceof Error && err.name === "DeadlineExceeded") return true;
   const e = err as { code?: unknown; fatal?: unknown } | null;
   if (!e || typeof e !== "object") return false;
   if (e.fatal === true) return true;

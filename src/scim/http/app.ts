@@ -9,7 +9,7 @@ import { StoreUnavailable, UniqueViolation } from "../../store/errors.js";
 import type { RequestContext } from "../context.js";
 import { badRequest, conflict, ScimError } from "../errors.js";
 import type { GroupService } from "../groups.js";
-import { type ListLimits, type ListParams, readListParams, readSearchBody } from "../list.js";
+import { LIST_RESPONSE, type ListLimits, type ListParams, readListParams, readSearchBody } from "../list.js";
 import { Projection } from "../projection.js";
 import { etagOf, ifNoneMatchHolds } from "../render.js";
 import type { ResourceSchema } from "../schema.js";
@@ -270,14 +270,13 @@ async function rootSearch(p: ListParams, ctx: RequestContext, users: UserService
       Resources.push(...(await groups.list({ ...p, startIndex: start, count: left }, ctx)).Resources);
   }
   return {
-    schemas: [LIST],
+    schemas: [LIST_RESPONSE],
     totalResults: uTotal + gTotal,
     itemsPerPage: Resources.length,
     startIndex: p.startIndex,
     Resources,
   };
 }
-const LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {

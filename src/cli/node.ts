@@ -108,6 +108,7 @@ export async function startNode(
       ...(cfg.scim.publicBaseUrl ? { publicBaseUrl: cfg.scim.publicBaseUrl } : {}),
     },
     {
+      store,
       users: new UserService(store, users, cfg.scim.passwordSync),
       groups: new GroupService(store, groupsRs),
       metrics,
@@ -143,6 +144,19 @@ export async function startNode(
     }),
   });
 
+  // Idempotency keys only need to outlive any replay: a failover, an agent retry. Forget old ones hourly.
+  const purge = async () => {
+    const before = new Date(Date.now() - cfg.scim.idempotencyRetentionHours * 3_600_000);
+    try {
+      const n = await store.purgeIdempotency(before);
+      if (n > 0) logger.info({ purged: n, before: before.toISOString() }, "forgot old idempotency keys");
+    } catch (err) {
+      logger.warn({ err }, "could not purge old idempotency keys; will retry");
+    }
+  };
+  const purgeTimer = setInterval(() => void purge(), 3_600_000);
+  purgeTimer.unref();
+
   const scimAddr = await listen(scimServer, cfg.scim.port, cfg.scim.host);
   const adminAddr = await listen(admin, cfg.admin.port, cfg.admin.host);
   const host = (a: AddressInfo) => (a.address === "0.0.0.0" || a.address === "::" ? "localhost" : a.address);
@@ -156,6 +170,7 @@ export async function startNode(
     store,
     logger,
     async stop() {
+      clearInterval(purgeTimer);
       await Promise.all(
         [scimServer, admin].map(
           (s) =>

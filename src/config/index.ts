@@ -40,6 +40,8 @@ export interface Config {
     maxResults: number;
     maxFilterLength: number;
     passwordSync: boolean;
+    /** How long agent Idempotency-Keys are remembered. */
+    idempotencyRetentionHours: number;
   };
   admin: { host: string; port: number };
   tls?: { certFile: string; keyFile: string };
@@ -343,6 +345,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
       maxResults: r.int("PROVISIOND_SCIM_MAX_RESULTS", 1000, 1, 10_000),
       maxFilterLength: r.int("PROVISIOND_SCIM_MAX_FILTER_LENGTH", 4096, 64, 65_536),
       passwordSync: r.bool("PROVISIOND_PASSWORD_SYNC", false),
+      idempotencyRetentionHours: r.int("PROVISIOND_IDEMPOTENCY_RETENTION_HOURS", 168, 1, 24 * 366),
     },
     admin: { host: r.str("PROVISIOND_ADMIN_HOST", "0.0.0.0"), port: adminPort },
     auth: auth(r, dataDir),

@@ -47,6 +47,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly fencingRejections = new Counter({
+    name: "provisiond_fencing_rejections_total",
+    help: "Writes refused because their fencing token was older than the current term",
+    registers: [this.registry],
+  });
+
+  readonly idempotentReplays = new Counter({
+    name: "provisiond_idempotent_replays_total",
+    help: "Writes answered from the idempotency record instead of being applied again",
+    registers: [this.registry],
+  });
+
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
     collectDefaultMetrics({ register: this.registry, prefix: "provisiond_" });

@@ -1,3 +1,5 @@
+import type { WriteGuard } from "../store/guards.js";
+
 /** What a SCIM operation knows about the request it serves. */
 export interface RequestContext {
   /** e.g. https://scim.example.com/scim/v2 — the prefix of meta.location. */
@@ -6,6 +8,19 @@ export interface RequestContext {
   client?: string;
   requestId?: string;
   ifMatch?: string;
+  /** Fencing token and idempotency key of an agent's write. */
+  guard?: WriteGuard;
+}
+
+/** The audit fields every write shares. */
+export function auditBase(ctx: RequestContext, at: string) {
+  return {
+    at,
+    requestId: ctx.requestId,
+    actor: ctx.actor,
+    client: ctx.client,
+    idempotencyKey: ctx.guard?.idempotencyKey,
+  };
 }
 
 export interface ListResult {

@@ -3,7 +3,7 @@ import { compileGroupFilter, groupSortExpr } from "../store/filter-sql.js";
 import type { GroupRecord, Member } from "../store/groups.js";
 import type { AppStore, StoreTx } from "../store/index.js";
 import type { Resource } from "./attribute-path.js";
-import { changedAttributes, type ListResult, type RequestContext } from "./context.js";
+import { auditBase, changedAttributes, type ListResult, type RequestContext } from "./context.js";
 import { badRequest, notFound, ScimError } from "./errors.js";
 import { matches } from "./filter-eval.js";
 import { type MemberOp, type MemberRef, readMembers, splitGroupPatch } from "./group-patch.js";
@@ -127,23 +127,24 @@ export class GroupService {
     const { doc, members } = splitBody(this.rs, body);
     const now = new Date().toISOString();
     const id = crypto.randomUUID();
-    return this.store.run("groups.create", async (tx) => {
-      const resolved = await this.resolve(tx, members);
-      const rec = await tx.groups.insert(id, doc, now);
-      await tx.groups.addMembers(rec.seq, resolved);
-      await tx.audit.record({
-        at: now,
-        requestId: ctx.requestId,
-        actor: ctx.actor,
-        client: ctx.client,
-        action: "create",
-        resourceType: "Group",
-        resourceId: id,
-        attributes: [...Object.keys(doc), ...(members.length ? ["members"] : [])].sort(),
-      });
-      const [resource] = await this.renderMany(tx, [rec], ctx, projection);
-      return { resource: resource!, version: rec.version };
-    });
+    return this.store.run(
+      "groups.create",
+      async (tx) => {
+        const resolved = await this.resolve(tx, members);
+        const rec = await tx.groups.insert(id, doc, now);
+        await tx.groups.addMembers(rec.seq, resolved);
+        await tx.audit.record({
+          ...auditBase(ctx, now),
+          action: "create",
+          resourceType: "Group",
+          resourceId: id,
+          attributes: [...Object.keys(doc), ...(members.length ? ["members"] : [])].sort(),
+        });
+        const [resource] = await this.renderMany(tx, [rec], ctx, projection);
+        return { resource: resource!, version: rec.version };
+      },
+      { guard: ctx.guard },
+    );
   }
 
   private async locked(tx: StoreTx, id: string, ctx: RequestContext): Promise<GroupRecord> {
@@ -158,25 +159,26 @@ export class GroupService {
   async replace(id: string, body: unknown, ctx: RequestContext, projection: Projection): Promise<Written> {
     const { doc, members } = splitBody(this.rs, body);
     const now = new Date().toISOString();
-    return this.store.run("groups.replace", async (tx) => {
-      const current = await this.locked(tx, id, ctx);
-      const resolved = await this.resolve(tx, members, id);
-      await tx.groups.removeAllMembers(current.seq);
-      await tx.groups.addMembers(current.seq, resolved);
-      const rec = await tx.groups.update(current, doc, now);
-      await tx.audit.record({
-        at: now,
-        requestId: ctx.requestId,
-        actor: ctx.actor,
-        client: ctx.client,
-        action: "replace",
-        resourceType: "Group",
-        resourceId: id,
-        attributes: [...changedAttributes(current.doc, doc), "members"],
-      });
-      const [resource] = await this.renderMany(tx, [rec], ctx, projection);
-      return { resource: resource!, version: rec.version };
-    });
+    return this.store.run(
+      "groups.replace",
+      async (tx) => {
+        const current = await this.locked(tx, id, ctx);
+        const resolved = await this.resolve(tx, members, id);
+        await tx.groups.removeAllMembers(current.seq);
+        await tx.groups.addMembers(current.seq, resolved);
+        const rec = await tx.groups.update(current, doc, now);
+        await tx.audit.record({
+          ...auditBase(ctx, now),
+          action: "replace",
+          resourceType: "Group",
+          resourceId: id,
+          attributes: [...changedAttributes(current.doc, doc), "members"],
+        });
+        const [resource] = await this.renderMany(tx, [rec], ctx, projection);
+        return { resource: resource!, version: rec.version };
+      },
+      { guard: ctx.guard },
+    );
   }
 
   /** PATCH: membership rows change in place; the group row gets a new version. No projection, no body (204). */
@@ -189,29 +191,30 @@ export class GroupService {
     const ops = readPatchBody(body);
     const { memberOps, other } = splitGroupPatch(this.rs, ops);
     const now = new Date().toISOString();
-    return this.store.run("groups.patch", async (tx) => {
-      const current = await this.locked(tx, id, ctx);
-      const doc = other.length ? applyPatch(this.rs, current.doc, other).resource : current.doc;
-      checkRequired(this.rs, doc);
-      checkColumns(doc);
-      for (const op of memberOps) await this.applyMemberOp(tx, current, op);
-      const rec = await tx.groups.update(current, doc, now);
-      const attributes = changedAttributes(current.doc, doc);
-      if (memberOps.length) attributes.push("members");
-      await tx.audit.record({
-        at: now,
-        requestId: ctx.requestId,
-        actor: ctx.actor,
-        client: ctx.client,
-        action: "patch",
-        resourceType: "Group",
-        resourceId: id,
-        attributes,
-      });
-      if (!projection) return { version: rec.version };
-      const [resource] = await this.renderMany(tx, [rec], ctx, projection);
-      return { resource: resource!, version: rec.version };
-    });
+    return this.store.run(
+      "groups.patch",
+      async (tx) => {
+        const current = await this.locked(tx, id, ctx);
+        const doc = other.length ? applyPatch(this.rs, current.doc, other).resource : current.doc;
+        checkRequired(this.rs, doc);
+        checkColumns(doc);
+        for (const op of memberOps) await this.applyMemberOp(tx, current, op);
+        const rec = await tx.groups.update(current, doc, now);
+        const attributes = changedAttributes(current.doc, doc);
+        if (memberOps.length) attributes.push("members");
+        await tx.audit.record({
+          ...auditBase(ctx, now),
+          action: "patch",
+          resourceType: "Group",
+          resourceId: id,
+          attributes,
+        });
+        if (!projection) return { version: rec.version };
+        const [resource] = await this.renderMany(tx, [rec], ctx, projection);
+        return { resource: resource!, version: rec.version };
+      },
+      { guard: ctx.guard },
+    );
   }
 
   private async applyMemberOp(tx: StoreTx, group: GroupRecord, op: MemberOp): Promise<void> {
@@ -253,19 +256,20 @@ export class GroupService {
 
   async delete(id: string, ctx: RequestContext): Promise<void> {
     const now = new Date().toISOString();
-    await this.store.run("groups.delete", async (tx) => {
-      const current = await this.locked(tx, id, ctx);
-      await tx.groups.delete(current, now);
-      await tx.audit.record({
-        at: now,
-        requestId: ctx.requestId,
-        actor: ctx.actor,
-        client: ctx.client,
-        action: "delete",
-        resourceType: "Group",
-        resourceId: id,
-        attributes: [],
-      });
-    });
+    await this.store.run(
+      "groups.delete",
+      async (tx) => {
+        const current = await this.locked(tx, id, ctx);
+        await tx.groups.delete(current, now);
+        await tx.audit.record({
+          ...auditBase(ctx, now),
+          action: "delete",
+          resourceType: "Group",
+          resourceId: id,
+          attributes: [],
+        });
+      },
+      { guard: ctx.guard },
+    );
   }
 }

@@ -5,7 +5,7 @@ import { compileUserFilter, userSortExpr } from "../store/filter-sql.js";
 import type { AppStore } from "../store/index.js";
 import type { UserRecord } from "../store/users.js";
 import type { Resource } from "./attribute-path.js";
-import { changedAttributes, type ListResult, type RequestContext } from "./context.js";
+import { auditBase, changedAttributes, type ListResult, type RequestContext } from "./context.js";
 import { badRequest, conflict, notFound, ScimError } from "./errors.js";
 import { LIST_RESPONSE, type ListParams } from "./list.js";
 import { hashPassword } from "./password.js";
@@ -120,25 +120,26 @@ export class UserService {
     const now = new Date().toISOString();
     const id = crypto.randomUUID();
     try {
-      return await this.store.run("users.create", async (tx) => {
-        const rec = await tx.users.insert({
-          id,
-          doc: resource,
-          now,
-          ...(passwordHash ? { passwordHash } : {}),
-        });
-        await tx.audit.record({
-          at: now,
-          requestId: ctx.requestId,
-          actor: ctx.actor,
-          client: ctx.client,
-          action: "create",
-          resourceType: "User",
-          resourceId: id,
-          attributes: [...Object.keys(resource), ...(password !== undefined ? ["password"] : [])].sort(),
-        });
-        return { resource: projection.apply(render(this.rs, rec, ctx.baseUrl)), version: rec.version };
-      });
+      return await this.store.run(
+        "users.create",
+        async (tx) => {
+          const rec = await tx.users.insert({
+            id,
+            doc: resource,
+            now,
+            ...(passwordHash ? { passwordHash } : {}),
+          });
+          await tx.audit.record({
+            ...auditBase(ctx, now),
+            action: "create",
+            resourceType: "User",
+            resourceId: id,
+            attributes: [...Object.keys(resource), ...(password !== undefined ? ["password"] : [])].sort(),
+          });
+          return { resource: projection.apply(render(this.rs, rec, ctx.baseUrl)), version: rec.version };
+        },
+        { guard: ctx.guard },
+      );
     } catch (err) {
       if (err instanceof UniqueViolation) throw takenUserName(resource);
       throw err;
@@ -157,31 +158,37 @@ export class UserService {
     const now = new Date().toISOString();
     let attempted: Resource | undefined;
     try {
-      return await this.store.run(`users.${action}`, async (tx) => {
-        const current = await tx.users.findById(id, true);
-        if (!current) throw notFound(`user ${id} not found`);
-        if (!ifMatchHolds(ctx.ifMatch, current.version)) throw preconditionFailed(id);
-        const { doc, password } = compute(current);
-        attempted = doc;
-        checkRequired(this.rs, doc);
-        checkColumns(doc);
-        const hash = await passwordHash(password);
-        const rec = await tx.users.update(current, { id, doc, now, ...(hash ? { passwordHash: hash } : {}) });
-        const attributes = changedAttributes(current.doc, doc);
-        if (password !== undefined) attributes.push("password");
-        await tx.audit.record({
-          at: now,
-          requestId: ctx.requestId,
-          actor: ctx.actor,
-          client: ctx.client,
-          action,
-          resourceType: "User",
-          resourceId: id,
-          attributes,
-        });
-        const [resource] = await this.renderMany([rec], ctx, projection, (ids) => tx.users.groupsOf(ids));
-        return { resource: resource!, version: rec.version };
-      });
+      return await this.store.run(
+        `users.${action}`,
+        async (tx) => {
+          const current = await tx.users.findById(id, true);
+          if (!current) throw notFound(`user ${id} not found`);
+          if (!ifMatchHolds(ctx.ifMatch, current.version)) throw preconditionFailed(id);
+          const { doc, password } = compute(current);
+          attempted = doc;
+          checkRequired(this.rs, doc);
+          checkColumns(doc);
+          const hash = await passwordHash(password);
+          const rec = await tx.users.update(current, {
+            id,
+            doc,
+            now,
+            ...(hash ? { passwordHash: hash } : {}),
+          });
+          const attributes = changedAttributes(current.doc, doc);
+          if (password !== undefined) attributes.push("password");
+          await tx.audit.record({
+            ...auditBase(ctx, now),
+            action,
+            resourceType: "User",
+            resourceId: id,
+            attributes,
+          });
+          const [resource] = await this.renderMany([rec], ctx, projection, (ids) => tx.users.groupsOf(ids));
+          return { resource: resource!, version: rec.version };
+        },
+        { guard: ctx.guard },
+      );
     } catch (err) {
       if (err instanceof UniqueViolation && attempted) throw takenUserName(attempted);
       throw err;
@@ -220,21 +227,22 @@ export class UserService {
 
   async delete(id: string, ctx: RequestContext): Promise<void> {
     const now = new Date().toISOString();
-    await this.store.run("users.delete", async (tx) => {
-      const current = await tx.users.findById(id, true);
-      if (!current) throw notFound(`user ${id} not found`);
-      if (!ifMatchHolds(ctx.ifMatch, current.version)) throw preconditionFailed(id);
-      await tx.users.delete(current, now);
-      await tx.audit.record({
-        at: now,
-        requestId: ctx.requestId,
-        actor: ctx.actor,
-        client: ctx.client,
-        action: "delete",
-        resourceType: "User",
-        resourceId: id,
-        attributes: [],
-      });
-    });
+    await this.store.run(
+      "users.delete",
+      async (tx) => {
+        const current = await tx.users.findById(id, true);
+        if (!current) throw notFound(`user ${id} not found`);
+        if (!ifMatchHolds(ctx.ifMatch, current.version)) throw preconditionFailed(id);
+        await tx.users.delete(current, now);
+        await tx.audit.record({
+          ...auditBase(ctx, now),
+          action: "delete",
+          resourceType: "User",
+          resourceId: id,
+          attributes: [],
+        });
+      },
+      { guard: ctx.guard },
+    );
   }
 }

@@ -10,6 +10,8 @@ export interface AuditEntry {
   resourceType: "User" | "Group";
   resourceId: string;
   attributes: string[];
+  /** The agent's Idempotency-Key, which names the source event this write applies. */
+  idempotencyKey?: string | undefined;
 }
 
 export class AuditRepo {
@@ -17,7 +19,7 @@ export class AuditRepo {
 
   async record(e: AuditEntry): Promise<void> {
     await this.q.run(
-      "INSERT INTO scim_audit (at, request_id, actor, client, action, resource_type, resource_id, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO scim_audit (at, request_id, actor, client, action, resource_type, resource_id, attributes, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
       [
         e.at,
         e.requestId?.slice(0, 128) ?? null,
@@ -27,6 +29,7 @@ export class AuditRepo {
         e.resourceType,
         e.resourceId,
         JSON.stringify(e.attributes),
+        e.idempotencyKey ?? null,
       ],
     );
   }

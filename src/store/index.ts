@@ -7,6 +7,7 @@ import type { Db, Queryable } from "./db.js";
 import { MysqlDb } from "./db-mysql.js";
 import { SqliteDb } from "./db-sqlite.js";
 import { GroupRepo } from "./groups.js";
+import { GuardRepo, type StoredResponse, type WriteGuard } from "./guards.js";
 import { type ColumnType, ensureColumns, migrate } from "./migrations.js";
 import { type CustomColumn, UserRepo } from "./users.js";
 
@@ -24,6 +25,7 @@ export class StoreTx {
   readonly users: UserRepo;
   readonly groups: GroupRepo;
   readonly audit: AuditRepo;
+  readonly guards: GuardRepo;
 
   constructor(q: Queryable, db: Db, userSchema: ResourceSchema, custom: CustomColumn[]) {
     const forUpdate = db.dialect === "mysql" ? " FOR UPDATE" : "";
@@ -35,10 +37,14 @@ export class StoreTx {
         : `INSERT OR IGNORE INTO ${table} (${cols.join(", ")}) VALUES ${values}`;
     });
     this.audit = new AuditRepo(q);
+    this.guards = new GuardRepo(q, db.dialect);
   }
 }
 
 export class AppStore {
+  /** The highest fencing token this node has already raised the stored fence to. */
+  private fenceRaisedTo = 0;
+
   private constructor(
     readonly db: Db,
     readonly breaker: StoreBreaker,
@@ -79,22 +85,65 @@ export class AppStore {
     );
   }
 
-  /** Runs `fn` in one transaction, through the breaker; it commits only if `fn` resolves in time. */
+  /**
+   * Runs `fn` in one transaction, through the breaker; it commits only if `fn` resolves in time. With a guard,
+   * the fencing check, the replay check and the recording of the response share that transaction.
+   */
   async run<T>(
     operation: string,
     fn: (tx: StoreTx) => Promise<T>,
-    opts: { readOnly?: boolean } = {},
+    opts: { readOnly?: boolean; guard?: WriteGuard | undefined } = {},
   ): Promise<T> {
     const end = this.metrics.storeQueryDuration.startTimer({ operation });
+    const guard = opts.guard;
     try {
+      if (guard?.fencingToken !== undefined && guard.fencingToken > this.fenceRaisedTo)
+        await this.raiseFence(guard.fencingToken);
       return await this.breaker.fire(() =>
-        this.db.transaction((q) => fn(new StoreTx(q, this.db, this.userSchema, this.custom)), {
-          readOnly: opts.readOnly ?? false,
-          deadline: Date.now() + this.breaker.opts.timeoutMs,
-        }),
+        this.db.transaction(
+          async (q) => {
+            const tx = new StoreTx(q, this.db, this.userSchema, this.custom);
+            if (guard?.fencingToken !== undefined) await tx.guards.checkFence(guard.fencingToken);
+            if (guard) {
+              await tx.guards.checkReplay(guard);
+              await tx.guards.claim(guard, new Date().toISOString());
+            }
+            const out = await fn(tx);
+            if (guard) await tx.guards.record(guard, guard.respond(out));
+            return out;
+          },
+          { readOnly: opts.readOnly ?? false, deadline: Date.now() + this.breaker.opts.timeoutMs },
+        ),
       );
     } finally {
       end();
+    }
+  }
+
+  /**
+   * The first write of a new term raises the stored fence in a transaction of its own: its exclusive lock waits
+   * for the older term's in-flight writes (which hold shared locks) and shuts out any that come later.
+   */
+  private async raiseFence(token: number): Promise<void> {
+    await this.breaker.fire(() =>
+      this.db.transaction((q) => new GuardRepo(q, this.db.dialect).raise(token, new Date().toISOString()), {
+        deadline: Date.now() + this.breaker.opts.timeoutMs,
+      }),
+    );
+    this.fenceRaisedTo = Math.max(this.fenceRaisedTo, token);
+  }
+
+  async findIdempotent(key: string): Promise<{ signature: string; response: StoredResponse } | undefined> {
+    return this.run("idempotency.find", (tx) => tx.guards.find(key), { readOnly: true });
+  }
+
+  /** Forgets idempotency keys recorded before `before`, in batches. */
+  async purgeIdempotency(before: Date): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.run("idempotency.purge", (tx) => tx.guards.purge(before.toISOString(), 5000));
+      total += n;
+      if (n < 5000) return total;
     }
   }
 

@@ -148,6 +148,37 @@ export const MIGRATIONS: Migration[] = [
       ];
     },
   },
+  {
+    version: 2,
+    name: "fencing token, idempotency keys, idempotency key in the audit trail",
+    up: (d) => {
+      const t = T(d);
+      return [
+        ...table(
+          d,
+          "provisiond_fencing",
+          ["id INTEGER NOT NULL PRIMARY KEY", "token BIGINT NOT NULL", "updated_at CHAR(24) NOT NULL"],
+          [],
+        ),
+        `INSERT INTO provisiond_fencing (id, token, updated_at) VALUES (1, 0, '${new Date(0).toISOString()}')`,
+        ...table(
+          d,
+          "provisiond_idempotency",
+          [
+            "idem_key VARCHAR(255) NOT NULL PRIMARY KEY",
+            "request_sig VARCHAR(512) NOT NULL",
+            "status INTEGER NOT NULL",
+            `response ${t.text} NOT NULL`,
+            "fencing_token BIGINT NULL",
+            "created_at CHAR(24) NOT NULL",
+          ],
+          ["KEY ix_idempotency_created (created_at)"],
+        ),
+        "ALTER TABLE scim_audit ADD COLUMN idempotency_key VARCHAR(255) NULL",
+        "CREATE INDEX ix_audit_idempotency ON scim_audit (idempotency_key)",
+      ];
+    },
+  },
 ];
 
 async function ensureLedger(q: Queryable): Promise<void> {

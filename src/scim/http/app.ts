@@ -6,6 +6,15 @@ import { pinoHttp } from "pino-http";
 import type { AuthConfig } from "../../config/index.js";
 import type { Metrics } from "../../observability/metrics.js";
 import { StoreUnavailable, UniqueViolation } from "../../store/errors.js";
+import {
+  FencingRejected,
+  IdempotencyKeyReused,
+  IdempotencyRace,
+  Replayed,
+  type StoredResponse,
+  type WriteGuard,
+} from "../../store/guards.js";
+import type { AppStore } from "../../store/index.js";
 import type { RequestContext } from "../context.js";
 import { badRequest, conflict, ScimError } from "../errors.js";
 import type { GroupService } from "../groups.js";
@@ -16,7 +25,7 @@ import type { ResourceSchema } from "../schema.js";
 import type { UserService } from "../users.js";
 import { authMiddleware } from "./auth.js";
 import { discoveryRouter } from "./discovery.js";
-import { baseUrlOf, sendScim } from "./respond.js";
+import { baseUrlOf, send, sendScim } from "./respond.js";
 
 export interface ScimAppOptions {
   auth: AuthConfig;
@@ -29,6 +38,7 @@ export interface ScimAppOptions {
 }
 
 export interface ScimAppDeps {
+  store: AppStore;
   users: UserService;
   groups: GroupService;
   metrics: Metrics;
@@ -36,6 +46,27 @@ export interface ScimAppDeps {
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
+
+/** The agent's headers on a write: Idempotency-Key (the source event) and X-Provisiond-Fencing-Token (its term). */
+function guardOf(req: Request): Omit<WriteGuard, "respond"> | undefined {
+  const key = req.get("idempotency-key");
+  const token = req.get("x-provisiond-fencing-token");
+  if (key === undefined && token === undefined) return undefined;
+  const guard: Omit<WriteGuard, "respond"> = { signature: `${req.method} ${req.path}` };
+  if (key !== undefined) {
+    if (!IDEMPOTENCY_KEY_RE.test(key))
+      throw badRequest("invalidValue", "Idempotency-Key must be 1 to 255 visible ASCII characters");
+    guard.idempotencyKey = key;
+  }
+  if (token !== undefined) {
+    if (!/^[1-9][0-9]{0,15}$/.test(token) || !Number.isSafeInteger(Number(token))) {
+      throw badRequest("invalidValue", "X-Provisiond-Fencing-Token must be a positive integer");
+    }
+    guard.fencingToken = Number(token);
+  }
+  return guard;
+}
 const JSON_TYPES = ["application/json", "application/scim+json", "application/*+json"];
 
 function queryParams(req: Request): Record<string, unknown> {
@@ -124,6 +155,34 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
     res.locals.route = route;
     next();
   };
+  /**
+   * Runs a write and answers it. An agent's write carries an Idempotency-Key and a fencing token; the response
+   * it gets is the one recorded with the key, so a replay answers byte for byte the same.
+   */
+  const write = async <T>(
+    req: Request,
+    res: Response,
+    run: (ctx: RequestContext) => Promise<T>,
+    respond: (out: T) => StoredResponse,
+  ) => {
+    const ctx = ctxOf(req, res);
+    const guard = guardOf(req);
+    if (guard) ctx.guard = { ...guard, respond: (out) => respond(out as T) };
+    try {
+      send(res, respond(await run(ctx)));
+    } catch (err) {
+      if (err instanceof IdempotencyRace) {
+        const hit = await deps.store.findIdempotent(err.key);
+        if (hit) err = new Replayed(hit.response);
+      }
+      if (err instanceof Replayed) {
+        metrics.idempotentReplays.inc();
+        send(res, err.response, { "Idempotent-Replayed": "true" });
+        return;
+      }
+      throw err;
+    }
+  };
   const methodNotAllowed = (_req: Request, _res: Response) => {
     throw new ScimError(405, undefined, "method not allowed on this endpoint");
   };
@@ -143,11 +202,21 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
           await svc.list(readListParams(queryParams(req), opts.limits, false), ctxOf(req, res)),
         );
       })
-      .post(async (req, res) => {
-        const out = await svc.create(bodyOf(req), ctxOf(req, res), projectionOf(rs, req));
-        const location = (out.resource.meta as { location: string }).location;
-        sendScim(res, 201, out.resource, { ETag: etagOf(out.version), Location: location });
-      })
+      .post((req, res) =>
+        write(
+          req,
+          res,
+          (ctx) => svc.create(bodyOf(req), ctx, projectionOf(rs, req)),
+          (out) => ({
+            status: 201,
+            headers: {
+              ETag: etagOf(out.version),
+              Location: (out.resource.meta as { location: string }).location,
+            },
+            body: out.resource,
+          }),
+        ),
+      )
       .all(methodNotAllowed);
     scim
       .route(`${endpoint}/.search`)
@@ -167,41 +236,45 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
         }
         sendScim(res, 200, out.resource, { ETag: etagOf(out.version) });
       })
-      .put(async (req, res) => {
-        const out = await svc.replace(
-          String(req.params.id),
-          bodyOf(req),
-          ctxOf(req, res),
-          projectionOf(rs, req),
-        );
-        sendScim(res, 200, out.resource, { ETag: etagOf(out.version) });
-      })
-      .patch(async (req, res) => {
+      .put((req, res) =>
+        write(
+          req,
+          res,
+          (ctx) => svc.replace(String(req.params.id), bodyOf(req), ctx, projectionOf(rs, req)),
+          (out) => ({ status: 200, headers: { ETag: etagOf(out.version) }, body: out.resource }),
+        ),
+      )
+      .patch((req, res) => {
         const id = String(req.params.id);
         if (svc === groups) {
           // Groups answer 204 unless the client asks for attributes: a big group's members are not echoed.
           const q = queryParams(req);
           const wantsBody = q.attributes !== undefined || q.excludedAttributes !== undefined;
-          const out = await groups.patch(
-            id,
-            bodyOf(req),
-            ctxOf(req, res),
-            wantsBody ? projectionOf(rs, req) : undefined,
+          return write(
+            req,
+            res,
+            (ctx) => groups.patch(id, bodyOf(req), ctx, wantsBody ? projectionOf(rs, req) : undefined),
+            (out) =>
+              out.resource
+                ? { status: 200, headers: { ETag: etagOf(out.version) }, body: out.resource }
+                : { status: 204, headers: { ETag: etagOf(out.version) } },
           );
-          if (!out.resource) {
-            res.status(204).set("ETag", etagOf(out.version)).end();
-            return;
-          }
-          sendScim(res, 200, out.resource, { ETag: etagOf(out.version) });
-          return;
         }
-        const out = await users.patch(id, bodyOf(req), ctxOf(req, res), projectionOf(rs, req));
-        sendScim(res, 200, out.resource, { ETag: etagOf(out.version) });
+        return write(
+          req,
+          res,
+          (ctx) => users.patch(id, bodyOf(req), ctx, projectionOf(rs, req)),
+          (out) => ({ status: 200, headers: { ETag: etagOf(out.version) }, body: out.resource }),
+        );
       })
-      .delete(async (req, res) => {
-        await svc.delete(String(req.params.id), ctxOf(req, res));
-        res.status(204).end();
-      })
+      .delete((req, res) =>
+        write(
+          req,
+          res,
+          (ctx) => svc.delete(String(req.params.id), ctx),
+          () => ({ status: 204, headers: {} }),
+        ),
+      )
       .all(methodNotAllowed);
   }
 
@@ -239,7 +312,7 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
   app.use((_req, _res, next) =>
     next(new ScimError(404, undefined, "no such endpoint; the SCIM base path is /scim/v2")),
   );
-  app.use(errorHandler(logger));
+  app.use(errorHandler(logger, metrics));
   return app;
 }
 
@@ -278,11 +351,19 @@ async function rootSearch(p: ListParams, ctx: RequestContext, users: UserService
   };
 }
 
-function errorHandler(logger: Logger) {
+function errorHandler(logger: Logger, metrics: Metrics) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     let e: ScimError;
     const bodyErr = err as { type?: string; status?: number; limit?: number };
     if (err instanceof ScimError) e = err;
+    else if (err instanceof FencingRejected) {
+      metrics.fencingRejections.inc();
+      e = new ScimError(
+        409,
+        undefined,
+        `${err.message}: this request comes from a deposed primary and was not applied`,
+      );
+    } else if (err instanceof IdempotencyKeyReused) e = new ScimError(422, "invalidValue", err.message);
     else if (err instanceof UniqueViolation) e = conflict("the resource clashes with an existing one");
     else if (err instanceof StoreUnavailable) {
       e = new ScimError(503, undefined, `${err.message}; retry later`, {

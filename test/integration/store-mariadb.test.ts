@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Metrics } from "../../src/observability/metrics.js";
 import { AppStore } from "../../src/store/index.js";
+import { MIGRATIONS } from "../../src/store/migrations.js";
 import { checkFilterProperty, openPropertyStore, propertySchema } from "../support/filter-property.js";
 import { MariaDb } from "../support/mariadb.js";
 import { TestNode } from "../support/node.js";
@@ -78,7 +79,7 @@ describe("app store on MariaDB", () => {
     );
     assert.deepEqual(
       ledger.map((r) => Number(r.version)),
-      [1],
+      MIGRATIONS.map((m) => m.version),
     );
     const cols = await stores[0]!.db.transaction((q) =>
       q.all<{ c: string }>(

@@ -171,16 +171,16 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
     try {
       send(res, respond(await run(ctx)));
     } catch (err) {
-      if (err instanceof IdempotencyRace) {
-        const hit = await deps.store.findIdempotent(err.key);
-        if (hit) err = new Replayed(hit.response);
-      }
-      if (err instanceof Replayed) {
-        metrics.idempotentReplays.inc();
-        send(res, err.response, { "Idempotent-Replayed": "true" });
-        return;
-      }
-      throw err;
+      // A race with a concurrent request holding the same key: the winner's answer is the one to give.
+      const replay =
+        err instanceof Replayed
+          ? err.response
+          : err instanceof IdempotencyRace
+            ? (await deps.store.findIdempotent(err.key))?.response
+            : undefined;
+      if (!replay) throw err;
+      metrics.idempotentReplays.inc();
+      send(res, replay, { "Idempotent-Replayed": "true" });
     }
   };
   const methodNotAllowed = (_req: Request, _res: Response) => {
@@ -364,6 +364,8 @@ function errorHandler(logger: Logger, metrics: Metrics) {
         `${err.message}: this request comes from a deposed primary and was not applied`,
       );
     } else if (err instanceof IdempotencyKeyReused) e = new ScimError(422, "invalidValue", err.message);
+    else if (err instanceof IdempotencyRace)
+      e = new ScimError(409, undefined, `${err.message}; retry to get its answer`);
     else if (err instanceof UniqueViolation) e = conflict("the resource clashes with an existing one");
     else if (err instanceof StoreUnavailable) {
       e = new ScimError(503, undefined, `${err.message}; retry later`, {

@@ -59,6 +59,39 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly leader = new Gauge({
+    name: "provisiond_leader",
+    help: "1 while this node is the primary, else 0",
+    registers: [this.registry],
+  });
+
+  readonly leaderTransitions = new Counter({
+    name: "provisiond_leader_transitions_total",
+    help: "Times this node became primary or stopped being primary",
+    labelNames: ["to"] as const,
+    registers: [this.registry],
+  });
+
+  readonly failoverDuration = new Histogram({
+    name: "provisiond_failover_duration_seconds",
+    help: "From the previous primary's key disappearing (or expiring) to this node's first processed event",
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 6, 8, 10, 15, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly keepaliveFailures = new Counter({
+    name: "provisiond_lease_keepalive_failures_total",
+    help: "Lease keepalives that etcd did not acknowledge in time",
+    registers: [this.registry],
+  });
+
+  readonly selfDemotions = new Counter({
+    name: "provisiond_self_demotions_total",
+    help: "Times this primary stopped itself because its lease could no longer be trusted",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
     collectDefaultMetrics({ register: this.registry, prefix: "provisiond_" });

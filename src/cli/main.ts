@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /** provisiond's command line: `node` (the default) runs a node; `gen-cert` makes a TLS certificate. */
+import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config/index.js";
+import { createOktaSim } from "../okta-sim/server.js";
 import { genCert } from "./gen-cert.js";
 import { startNode } from "./node.js";
 
@@ -9,6 +11,8 @@ const USAGE = `usage: provisiond [command]
 
 commands:
   node        run a node (default); configured by PROVISIOND_* environment variables (see README)
+  okta-sim    run the Okta API simulator: PROVISIOND_OKTA_SIM_PORT (8090), PROVISIOND_OKTA_SIM_TOKEN,
+              PROVISIOND_OKTA_SIM_APP_ID; control API under /sim (see README)
   gen-cert    write a self-signed TLS certificate: --out DIR (default ./data/tls), --host NAME (repeatable), --days N
   help        show this text`;
 
@@ -47,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case "okta-sim":
+      return runOktaSim();
     case "help":
     case "--help":
     case "-h":
@@ -56,6 +62,29 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`provisiond: unknown command "${command}"\n${USAGE}\n`);
       return 2;
   }
+}
+
+async function runOktaSim(): Promise<number> {
+  const port = Number(process.env.PROVISIOND_OKTA_SIM_PORT ?? 8090);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new ConfigError("PROVISIOND_OKTA_SIM_PORT", "must be a port number");
+  const token = process.env.PROVISIOND_OKTA_SIM_TOKEN ?? randomBytes(24).toString("base64url");
+  const appId = process.env.PROVISIOND_OKTA_SIM_APP_ID ?? "0oasimapp000000000";
+  const host = process.env.PROVISIOND_OKTA_SIM_HOST ?? "127.0.0.1";
+  const { app } = createOktaSim({ token, appId });
+  const server = app.listen(port, host, () => {
+    const a = server.address() as { port: number };
+    process.stderr.write(
+      `okta-sim listening on http://${host}:${a.port}\n  app id: ${appId}\n` +
+        (process.env.PROVISIOND_OKTA_SIM_TOKEN
+          ? "  token: from PROVISIOND_OKTA_SIM_TOKEN\n"
+          : `  token: ${token} (generated; a simulator's token is no secret)\n`),
+    );
+  });
+  const stop = () => server.close(() => process.exit(0));
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  return -1;
 }
 
 async function runNode(): Promise<number> {

@@ -4,8 +4,16 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { Logger } from "pino";
+import { Agent } from "../agent/agent.js";
+import { OktaClient } from "../agent/okta-client.js";
+import { AgentRunner } from "../agent/runner.js";
+import { ScimClient } from "../agent/scim-client.js";
+import { type Cursor, EtcdCursor, FileCursor } from "../cluster/cursor.js";
+import { type DeadLetters, EtcdDeadLetters, FileDeadLetters } from "../cluster/dead-letters.js";
+import { Election } from "../cluster/election.js";
+import { etcdClient } from "../cluster/etcd.js";
 import type { Config } from "../config/index.js";
 import { createAdminServer } from "../observability/admin-server.js";
 import { createLogger } from "../observability/logger.js";
@@ -52,6 +60,43 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
     server.once("error", reject);
     server.listen(port, host, () => resolve(server.address() as AddressInfo));
   });
+}
+
+/** The cluster side of a node: election, cursor and dead letters in etcd, or local files when standalone. */
+function startCluster(cfg: Config, logger: Logger, metrics: Metrics) {
+  const stops: (() => Promise<void>)[] = [];
+  const root = `${cfg.cluster.prefix}/${cfg.cluster.name}`;
+  if (!cfg.cluster.etcd) {
+    return {
+      election: undefined,
+      cursor: new FileCursor(resolve(cfg.dataDir, "agent-cursor.json")) as Cursor,
+      deadLetters: new FileDeadLetters(resolve(cfg.dataDir, "dead-letters.jsonl")) as DeadLetters,
+      onStop: (fn: () => Promise<void>) => void stops.push(fn),
+      stop: async () => {
+        for (const s of stops) await s();
+      },
+    };
+  }
+  const client = etcdClient(cfg.cluster.etcd);
+  const election = new Election({
+    client,
+    root,
+    nodeId: cfg.nodeId,
+    ttlMs: cfg.cluster.leaseTtlMs,
+    logger: logger.child({ component: "election" }),
+    metrics,
+  });
+  return {
+    election,
+    cursor: new EtcdCursor(client, `${root}/cursor`) as Cursor,
+    deadLetters: new EtcdDeadLetters(client, `${root}/dead/`) as DeadLetters,
+    onStop: (fn: () => Promise<void>) => void stops.push(fn),
+    stop: async () => {
+      await election.stop();
+      for (const s of stops) await s();
+      client.close();
+    },
+  };
 }
 
 export async function startNode(
@@ -126,22 +171,42 @@ export async function startNode(
   scimServer.headersTimeout = 66_000;
 
   const startedAt = new Date().toISOString();
+  const cluster = startCluster(cfg, logger, metrics);
+  let runner: AgentRunner | undefined;
   const admin = createAdminServer({
     metrics,
-    ready: () => store.ping(),
-    status: () => ({
-      nodeId: cfg.nodeId,
-      role: "standalone",
-      leaderId: cfg.nodeId,
-      term: null,
-      lease: null,
-      cursor: null,
-      eventLagSeconds: null,
-      breaker: store.breaker.status(),
-      failovers: [],
-      store: { kind: store.kind },
-      startedAt,
-    }),
+    ready: async (query) => {
+      if (query.get("role") === "primary" && !(cluster.election ? cluster.election.isPrimary() : true)) {
+        throw new Error(`this node is ${cluster.election?.role ?? "standalone"}, not the primary`);
+      }
+      await store.ping();
+    },
+    status: async () => {
+      const agent = runner?.current;
+      const cursor = agent?.cursor ?? (await cluster.cursor.read().catch(() => undefined));
+      const dead = await cluster.deadLetters.recent(5).catch(() => ({ total: null, items: [] }));
+      const el = cluster.election?.status();
+      return {
+        nodeId: cfg.nodeId,
+        role: el?.role ?? "standalone",
+        leaderId: el ? el.leaderId : cfg.nodeId,
+        term: el?.term ?? null,
+        since: el?.since ?? startedAt,
+        lease: el?.lease ?? null,
+        cursor: cursor
+          ? { published: cursor.published ?? null, updatedAt: cursor.updatedAt, term: cursor.term ?? null }
+          : null,
+        eventLagSeconds: agent?.lastAppliedPublished
+          ? Math.max(0, (Date.now() - Date.parse(agent.lastAppliedPublished)) / 1000)
+          : null,
+        agent: { source: cfg.agent.source, running: agent !== undefined },
+        breaker: store.breaker.status(),
+        failovers: cluster.election?.failovers ?? [],
+        deadLetters: dead,
+        store: { kind: store.kind },
+        startedAt,
+      };
+    },
   });
 
   // Idempotency keys only need to outlive any replay: a failover, an agent retry. Forget old ones hourly.
@@ -164,6 +229,60 @@ export async function startNode(
   const adminUrl = `http://${host(adminAddr)}:${adminAddr.port}`;
   logger.info({ scimUrl, adminUrl, store: store.kind, tls: Boolean(cfg.tls) }, "provisiond node started");
 
+  if (cluster.election) await cluster.election.start();
+  if (cfg.agent.source !== "none") {
+    const a = cfg.agent;
+    const ownToken = bearerTokens[0];
+    const scimToken = a.scimToken ?? ownToken;
+    const scimBase = a.scimUrl ?? `${cfg.tls ? "https" : "http"}://127.0.0.1:${scimAddr.port}/scim/v2`;
+    const okta = new OktaClient(a.orgUrl!, a.apiToken!, metrics, logger.child({ component: "okta" }));
+    const scim = new ScimClient({
+      baseUrl: scimBase,
+      authorization: scimToken ? `Bearer ${scimToken}` : "",
+      logger: logger.child({ component: "agent-scim" }),
+      metrics,
+      mayWrite: () => runner?.isPrimary() ?? false,
+      term: () => cluster.election?.term,
+      ...(a.scimCaFile || (!a.scimUrl && cfg.tls)
+        ? { tls: { ca: readFileSync(a.scimCaFile ?? cfg.tls!.certFile) } }
+        : {}),
+    });
+    runner = new AgentRunner(
+      (hooks) =>
+        new Agent({
+          okta,
+          appId: a.appId!,
+          scim,
+          cursor: cluster.cursor,
+          deadLetters: cluster.deadLetters,
+          concurrency: a.concurrency,
+          pollMs: a.pollMs,
+          pageSize: a.pageSize,
+          maxBatchEvents: a.maxBatchEvents,
+          listThreshold: a.listThreshold,
+          startAt: a.startAt ?? startedAt,
+          cursorGuard: () => {
+            const e = cluster.election;
+            return e?.campaignKey && e.term !== undefined && e.isPrimary()
+              ? { campaignKey: e.campaignKey, term: e.term }
+              : undefined;
+          },
+          isPrimary: () => runner?.isPrimary() ?? false,
+          onFirstApplied: hooks.onFirstApplied,
+          logger: logger.child({ component: "agent" }),
+          metrics,
+        }),
+      cluster.election,
+      logger,
+      metrics,
+    );
+    runner.start();
+    cluster.onStop(async () => {
+      await okta.close();
+      await scim.close();
+    });
+  }
+
   return {
     scimUrl,
     adminUrl,
@@ -171,6 +290,9 @@ export async function startNode(
     logger,
     async stop() {
       clearInterval(purgeTimer);
+      // Graceful handover: stop taking events, then resign so a standby wins at once.
+      await runner?.stop();
+      await cluster.stop();
       await Promise.all(
         [scimServer, admin].map(
           (s) =>

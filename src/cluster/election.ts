@@ -93,7 +93,10 @@ export class Election extends EventEmitter {
 
   async start(): Promise<void> {
     this.running = true;
-    await this.startWatch();
+    // Not awaited: with etcd down at startup the watch waits for it; the periodic evaluation covers the gap.
+    this.startWatch().catch((err) =>
+      this.o.logger.warn({ err: (err as Error).message }, "election watch not established yet"),
+    );
     this.evaluateLoop = setInterval(() => void this.evaluate(), Math.max(200, this.o.ttlMs / 4));
     this.ensureCampaign();
   }

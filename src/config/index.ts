@@ -59,6 +59,143 @@ export interface Config {
     };
   };
   customSchema?: CustomSchemaConfig;
+  cluster: {
+    /** Unset: standalone, always primary. */
+    etcd?: {
+      endpoints: string[];
+      username?: string;
+      password?: string;
+      caFile?: string;
+      certFile?: string;
+      keyFile?: string;
+    };
+    prefix: string;
+    name: string;
+    leaseTtlMs: number;
+  };
+  agent: AgentConfig;
+}
+
+export interface AgentConfig {
+  source: "okta" | "okta-sim" | "none";
+  orgUrl?: string;
+  apiToken?: string;
+  appId?: string;
+  /** The connector the agent drives; unset means this node's own. */
+  scimUrl?: string;
+  scimToken?: string;
+  scimCaFile?: string;
+  concurrency: number;
+  pollMs: number;
+  pageSize: number;
+  maxBatchEvents: number;
+  listThreshold: number;
+  startAt?: string;
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
+
+function agentConfig(r: Reader): AgentConfig {
+  const source = r.oneOf("PROVISIOND_AGENT_SOURCE", "none", ["okta", "okta-sim", "none"] as const);
+  const cfg: AgentConfig = {
+    source,
+    concurrency: r.int("PROVISIOND_AGENT_CONCURRENCY", 8, 1, 256),
+    pollMs: r.int("PROVISIOND_AGENT_POLL_MS", source === "okta" ? 5000 : 250, 50, 600_000),
+    pageSize: r.int("PROVISIOND_AGENT_PAGE_SIZE", 1000, 1, 1000),
+    maxBatchEvents: r.int("PROVISIOND_AGENT_MAX_BATCH_EVENTS", 20_000, 1, 1_000_000),
+    listThreshold: r.int("PROVISIOND_AGENT_LIST_THRESHOLD", 50, 0, 1_000_000),
+  };
+  if (source === "none") return cfg;
+  const orgUrl = r.raw("PROVISIOND_OKTA_ORG_URL");
+  if (!orgUrl)
+    throw new ConfigError(
+      "PROVISIOND_OKTA_ORG_URL",
+      `is required when PROVISIOND_AGENT_SOURCE=${source}, e.g. https://example.okta.com`,
+    );
+  let u: URL;
+  try {
+    u = new URL(orgUrl);
+  } catch {
+    throw new ConfigError("PROVISIOND_OKTA_ORG_URL", "is not a URL; expected https://<org>.okta.com");
+  }
+  if (u.protocol !== "https:" && !(u.protocol === "http:" && LOOPBACK.test(u.hostname))) {
+    throw new ConfigError(
+      "PROVISIOND_OKTA_ORG_URL",
+      "must use https (plain http is allowed only on a loopback address, for the simulator)",
+    );
+  }
+  const apiToken = r.secret("PROVISIOND_OKTA_API_TOKEN");
+  if (!apiToken)
+    throw new ConfigError("PROVISIOND_OKTA_API_TOKEN", "is required (an Okta API token, sent as SSWS)");
+  const appId = r.raw("PROVISIOND_OKTA_APP_ID");
+  if (!appId || !/^[A-Za-z0-9]{1,64}$/.test(appId))
+    throw new ConfigError("PROVISIOND_OKTA_APP_ID", "must be the Okta app's id, e.g. 0oa1b2c3d4EXAMPLE");
+  cfg.orgUrl = u.origin;
+  cfg.apiToken = apiToken;
+  cfg.appId = appId;
+  const scimUrl = r.raw("PROVISIOND_AGENT_SCIM_URL");
+  if (scimUrl !== undefined) {
+    if (!/^https?:\/\/[^/]+\/.*scim\/v2\/?$/.test(scimUrl))
+      throw new ConfigError("PROVISIOND_AGENT_SCIM_URL", "must be a SCIM base URL ending in /scim/v2");
+    cfg.scimUrl = scimUrl;
+  }
+  const scimToken = r.secret("PROVISIOND_AGENT_SCIM_TOKEN");
+  if (scimToken) cfg.scimToken = scimToken;
+  const ca = r.raw("PROVISIOND_AGENT_SCIM_CA_FILE");
+  if (ca) cfg.scimCaFile = ca;
+  const startAt = r.raw("PROVISIOND_AGENT_START_AT");
+  if (startAt !== undefined) {
+    if (Number.isNaN(Date.parse(startAt)))
+      throw new ConfigError("PROVISIOND_AGENT_START_AT", "must be an ISO 8601 time");
+    cfg.startAt = new Date(startAt).toISOString();
+  }
+  return cfg;
+}
+
+function clusterConfig(r: Reader): Config["cluster"] {
+  const endpoints = r.raw("PROVISIOND_ETCD_ENDPOINTS");
+  const prefix = r.str("PROVISIOND_ETCD_PREFIX", "/provisiond");
+  if (!/^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$/.test(prefix))
+    throw new ConfigError("PROVISIOND_ETCD_PREFIX", "must be a key prefix like /provisiond");
+  const name = r.str("PROVISIOND_CLUSTER", "default");
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
+    throw new ConfigError("PROVISIOND_CLUSTER", "must be 1-64 letters, digits, '.', '_' or '-'");
+  const leaseTtlMs = r.int("PROVISIOND_LEASE_TTL_MS", 5000, 2000, 600_000);
+  if (leaseTtlMs % 1000 !== 0)
+    throw new ConfigError(
+      "PROVISIOND_LEASE_TTL_MS",
+      "must be whole seconds (etcd leases have second granularity), e.g. 2000 or 5000",
+    );
+  const out: Config["cluster"] = { prefix, name, leaseTtlMs };
+  if (endpoints !== undefined) {
+    const list = endpoints
+      .split(",")
+      .map((e) => e.trim())
+      .filter(Boolean);
+    for (const e of list) {
+      if (!/^(https?:\/\/)?[^\s/:]+:\d+$/.test(e))
+        throw new ConfigError("PROVISIOND_ETCD_ENDPOINTS", `"${e}" is not host:port`);
+    }
+    const etcd: NonNullable<Config["cluster"]["etcd"]> = { endpoints: list };
+    const user = r.raw("PROVISIOND_ETCD_USERNAME");
+    const pass = r.secret("PROVISIOND_ETCD_PASSWORD");
+    if ((user === undefined) !== (pass === undefined))
+      throw new ConfigError(
+        "PROVISIOND_ETCD_PASSWORD",
+        "etcd auth needs both PROVISIOND_ETCD_USERNAME and PROVISIOND_ETCD_PASSWORD",
+      );
+    if (user && pass) Object.assign(etcd, { username: user, password: pass });
+    for (const [k, v] of [
+      ["caFile", "PROVISIOND_ETCD_CA_FILE"],
+      ["certFile", "PROVISIOND_ETCD_CERT_FILE"],
+      ["keyFile", "PROVISIOND_ETCD_KEY_FILE"],
+    ] as const) {
+      const f = r.raw(v);
+      if (f) etcd[k] = f;
+    }
+    out.etcd = etcd;
+  }
+  return out;
 }
 
 type Env = Record<string, string | undefined>;
@@ -349,6 +486,8 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     },
     admin: { host: r.str("PROVISIOND_ADMIN_HOST", "0.0.0.0"), port: adminPort },
     auth: auth(r, dataDir),
+    cluster: clusterConfig(r),
+    agent: agentConfig(r),
     store: {
       url: storeUrl(r, dataDir),
       mysqlPoolSize: r.int("PROVISIOND_STORE_POOL_SIZE", 10, 1, 500),
@@ -363,6 +502,19 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     },
   };
   if (certFile && keyFile) cfg.tls = { certFile, keyFile };
+  if (
+    cfg.agent.source !== "none" &&
+    !cfg.agent.scimUrl &&
+    !cfg.agent.scimToken &&
+    cfg.auth.bearerTokens.length === 0 &&
+    !cfg.auth.generatedTokenFile &&
+    !cfg.auth.disabled
+  ) {
+    throw new ConfigError(
+      "PROVISIOND_AGENT_SCIM_TOKEN",
+      "the agent needs a bearer token for the connector (set PROVISIOND_SCIM_TOKEN or PROVISIOND_AGENT_SCIM_TOKEN)",
+    );
+  }
   const custom = customSchema(r);
   if (custom) cfg.customSchema = custom;
   return cfg;

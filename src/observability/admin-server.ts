@@ -4,8 +4,8 @@ import type { Metrics } from "./metrics.js";
 
 export interface AdminHandlers {
   metrics: Metrics;
-  /** Resolves when the node can serve; rejects with the reason it cannot. */
-  ready: () => Promise<void>;
+  /** Resolves when the node can serve (or, with ?role=primary, when it is the primary); rejects with why not. */
+  ready: (query: URLSearchParams) => Promise<void>;
   status: () => Promise<Record<string, unknown>> | Record<string, unknown>;
 }
 
@@ -17,7 +17,7 @@ function json(res: import("node:http").ServerResponse, status: number, body: unk
 /** Plain node:http rather than express: four read-only routes need no framework. */
 export function createAdminServer(h: AdminHandlers): Server {
   return createServer(async (req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const [path, search] = (req.url ?? "/").split("?");
     try {
       if (req.method !== "GET" && req.method !== "HEAD")
         return json(res, 405, { error: "method not allowed" });
@@ -26,7 +26,7 @@ export function createAdminServer(h: AdminHandlers): Server {
           return json(res, 200, { status: "ok" });
         case "/readyz":
           try {
-            await h.ready();
+            await h.ready(new URLSearchParams(search ?? ""));
             return json(res, 200, { status: "ready" });
           } catch (err) {
             return json(res, 503, { status: "not ready", reason: (err as Error).message });

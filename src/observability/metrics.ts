@@ -92,6 +92,52 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly eventsProcessed = new Counter({
+    name: "provisiond_events_processed_total",
+    help: "Source events processed by the agent, by event type and outcome",
+    labelNames: ["type", "outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly eventLag = new Gauge({
+    name: "provisiond_event_lag_seconds",
+    help: "Now minus the published time of the last event the agent applied",
+    registers: [this.registry],
+  });
+
+  readonly cursorTimestamp = new Gauge({
+    name: "provisiond_cursor_timestamp_seconds",
+    help: "Published time of the last event behind the stored cursor",
+    registers: [this.registry],
+  });
+
+  readonly deadLetters = new Counter({
+    name: "provisiond_dead_letters_total",
+    help: "Events that can never apply, recorded as dead letters",
+    registers: [this.registry],
+  });
+
+  readonly agentRetries = new Counter({
+    name: "provisiond_agent_retries_total",
+    help: "Agent requests retried, by target and reason",
+    labelNames: ["target", "reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly oktaRateLimitRemaining = new Gauge({
+    name: "provisiond_okta_rate_limit_remaining",
+    help: "X-Rate-Limit-Remaining of the last Okta response, by endpoint family",
+    labelNames: ["bucket"] as const,
+    registers: [this.registry],
+  });
+
+  readonly oktaCalls = new Counter({
+    name: "provisiond_okta_api_calls_total",
+    help: "Okta API calls, by endpoint family and status",
+    labelNames: ["bucket", "status"] as const,
+    registers: [this.registry],
+  });
+
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
     collectDefaultMetrics({ register: this.registry, prefix: "provisiond_" });

@@ -1,0 +1,281 @@
+/**
+ * The event processor that runs on the primary. One round: read System Log pages from the cursor, read the
+ * current state of every user and group they mention (by page when many, so a burst costs few Okta calls),
+ * apply it to the connector with bounded concurrency (each user's requests in order), and only then move the
+ * cursor, through the guarded transaction. Anything that fails transiently is retried in place: the cursor
+ * does not move past an event until it has applied, or been recorded as a dead letter.
+ */
+import type { Logger } from "pino";
+import type { Cursor, CursorValue } from "../cluster/cursor.js";
+import type { DeadLetters } from "../cluster/dead-letters.js";
+import type { Metrics } from "../observability/metrics.js";
+import { applyGroup, applyUser, findUser, type OktaAppUser } from "./apply.js";
+import { GROUP_EVENTS, logFilter, USER_EVENTS } from "./event-types.js";
+import type { OktaClient } from "./okta-client.js";
+import { Deposed, Refused, type ScimClient } from "./scim-client.js";
+
+export interface LogEvent {
+  uuid: string;
+  published: string;
+  eventType: string;
+  target?: { id: string; type: string }[];
+}
+
+export interface AgentOptions {
+  okta: OktaClient;
+  appId: string;
+  scim: ScimClient;
+  cursor: Cursor;
+  deadLetters: DeadLetters;
+  concurrency: number;
+  pollMs: number;
+  pageSize: number;
+  maxBatchEvents: number;
+  /** Where a cluster with no cursor starts reading (ISO time). */
+  startAt: string;
+  /** More distinct users than this in one round are read by listing the app's users page by page. */
+  listThreshold: number;
+  cursorGuard: () => { campaignKey: string; term: number } | undefined;
+  isPrimary: () => boolean;
+  /** Called once, after the first round of a term applied something. */
+  onFirstApplied?: () => void;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+const USER_TYPES = new Set<string>(USER_EVENTS);
+const GROUP_TYPES = new Set<string>(GROUP_EVENTS);
+
+async function pool<T>(items: T[], size: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(size, items.length) }, async () => {
+      while (i < items.length) await fn(items[i++]!);
+    }),
+  );
+}
+
+export class Agent {
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  cursor: CursorValue | undefined;
+  lastAppliedPublished: string | undefined;
+  private firstApplied = false;
+
+  constructor(private readonly o: AgentOptions) {}
+
+  stop(): void {
+    this.stopped = true;
+    this.wake?.();
+  }
+
+  private get active(): boolean {
+    return !this.stopped && this.o.isPrimary();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private firstUrl(): string {
+    const p = new URLSearchParams({
+      since: this.o.startAt,
+      sortOrder: "ASCENDING",
+      limit: String(this.o.pageSize),
+      filter: logFilter(),
+    });
+    return `/api/v1/logs?${p}`;
+  }
+
+  /** Runs rounds until stopped or deposed. */
+  async run(): Promise<void> {
+    this.cursor = await this.o.cursor.read();
+    let position = this.cursor?.position ?? this.firstUrl();
+    this.o.logger.info({ position: this.cursor ? "stored cursor" : this.o.startAt }, "agent started");
+    while (this.active) {
+      const { events, next, caughtUp } = await this.fetchRound(position);
+      if (!this.active) return;
+      if (events.length) {
+        await this.applyRound(events);
+        if (!this.active) return;
+        const last = events[events.length - 1]!;
+        const value: CursorValue = {
+          position: next,
+          published: last.published,
+          updatedAt: new Date().toISOString(),
+        };
+        const guard = this.o.cursorGuard();
+        if (guard) value.term = guard.term;
+        if (!(await this.o.cursor.advance(value, guard))) {
+          this.o.logger.warn(
+            { term: guard?.term },
+            "cursor not advanced: this node is no longer the primary",
+          );
+          return;
+        }
+        this.cursor = value;
+        this.lastAppliedPublished = last.published;
+        this.o.metrics.cursorTimestamp.set(Date.parse(last.published) / 1000);
+        this.o.metrics.eventLag.set(Math.max(0, (Date.now() - Date.parse(last.published)) / 1000));
+        if (!this.firstApplied) {
+          this.firstApplied = true;
+          this.o.onFirstApplied?.();
+        }
+      }
+      position = next;
+      if (caughtUp) await this.sleep(this.o.pollMs);
+    }
+  }
+
+  private async fetchRound(start: string): Promise<{ events: LogEvent[]; next: string; caughtUp: boolean }> {
+    const events: LogEvent[] = [];
+    let next = start;
+    for (;;) {
+      const page = await this.o.okta.get<LogEvent[]>(next);
+      events.push(...page.items);
+      if (page.next) next = page.next;
+      const full = page.items.length >= this.o.pageSize;
+      if (!full || !page.next) return { events, next, caughtUp: true };
+      if (events.length >= this.o.maxBatchEvents || !this.active) return { events, next, caughtUp: false };
+    }
+  }
+
+  private async applyRound(events: LogEvent[]): Promise<void> {
+    // The newest event about each user decides its idempotency key; all of its events share the outcome.
+    const users = new Map<string, LogEvent[]>();
+    const groups = new Map<string, LogEvent[]>();
+    for (const e of events) {
+      const userTarget = e.target?.find((t) => t.type === "User");
+      const groupTarget = e.target?.find((t) => t.type === "UserGroup");
+      const appTarget = e.target?.find((t) => t.type === "AppInstance");
+      if (appTarget && appTarget.id !== this.o.appId) {
+        this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
+        continue;
+      }
+      if (GROUP_TYPES.has(e.eventType) && groupTarget) {
+        groups.set(groupTarget.id, [...(groups.get(groupTarget.id) ?? []), e]);
+        // A membership change can also be the first time a pushed group's member matters to the app.
+        continue;
+      }
+      if (USER_TYPES.has(e.eventType) && userTarget)
+        users.set(userTarget.id, [...(users.get(userTarget.id) ?? []), e]);
+      else this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
+    }
+    const appUsers = await this.readAppUsers([...users.keys()]);
+    const scimIds = new Map<string, string>();
+    await pool([...users.entries()], this.o.concurrency, async ([oktaId, evs]) => {
+      const key = evs[evs.length - 1]!.uuid;
+      try {
+        const r = await applyUser(this.o.scim, oktaId, appUsers.get(oktaId), key);
+        if (r.scimId) scimIds.set(oktaId, r.scimId);
+        for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: r.outcome });
+      } catch (err) {
+        if (err instanceof Refused) return this.dead(evs, oktaId, err.message);
+        throw err;
+      }
+    });
+    if (groups.size) await this.applyGroups(groups, scimIds);
+  }
+
+  /** Current app-user state for `ids`: one GET each when few, the paged app-user list when many. */
+  private async readAppUsers(ids: string[]): Promise<Map<string, OktaAppUser>> {
+    const out = new Map<string, OktaAppUser>();
+    if (ids.length > this.o.listThreshold) {
+      const wanted = new Set(ids);
+      let next: string | undefined = `/api/v1/apps/${this.o.appId}/users?limit=500&expand=user`;
+      while (next) {
+        const page: { items: OktaAppUser[]; next?: string } = await this.o.okta.get<OktaAppUser[]>(next);
+        for (const au of page.items) if (wanted.has(au.id)) out.set(au.id, au);
+        next = page.next;
+      }
+      return out;
+    }
+    await pool(ids, this.o.concurrency, async (id) => {
+      try {
+        out.set(
+          id,
+          (await this.o.okta.get<OktaAppUser>(`/api/v1/apps/${this.o.appId}/users/${id}?expand=user`)).items,
+        );
+      } catch (err) {
+        if ((err as { status?: number }).status !== 404) throw err;
+      }
+    });
+    return out;
+  }
+
+  private async applyGroups(groups: Map<string, LogEvent[]>, scimIds: Map<string, string>): Promise<void> {
+    const mappings = (
+      await this.o.okta.get<{ sourceGroupId: string; status: string }[]>(
+        `/api/v1/apps/${this.o.appId}/group-push/mappings`,
+      )
+    ).items;
+    const pushed = new Set(mappings.filter((m) => m.status === "ACTIVE").map((m) => m.sourceGroupId));
+    for (const [groupId, evs] of groups) {
+      if (!pushed.has(groupId)) {
+        for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
+        continue;
+      }
+      try {
+        const group = (await this.o.okta.get<{ profile: { name: string } }>(`/api/v1/groups/${groupId}`))
+          .items;
+        const memberIds: string[] = [];
+        let next: string | undefined = `/api/v1/groups/${groupId}/users?limit=1000`;
+        while (next) {
+          const page: { items: { id: string }[]; next?: string } =
+            await this.o.okta.get<{ id: string }[]>(next);
+          memberIds.push(...page.items.map((u) => u.id));
+          next = page.next;
+        }
+        // Only members assigned to the app are pushed, as Okta does.
+        const assigned = await this.readAppUsers(memberIds);
+        const scimMembers: string[] = [];
+        for (const m of memberIds) {
+          if (!assigned.has(m)) continue;
+          const id = scimIds.get(m) ?? (await findUser(this.o.scim, m))?.id;
+          if (id) scimMembers.push(id);
+        }
+        const outcome = await applyGroup(
+          this.o.scim,
+          groupId,
+          group.profile.name,
+          scimMembers,
+          evs[evs.length - 1]!.uuid,
+        );
+        for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome });
+      } catch (err) {
+        if (err instanceof Refused) {
+          await this.dead(evs, groupId, err.message);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private async dead(evs: LogEvent[], subject: string, reason: string): Promise<void> {
+    for (const e of evs) {
+      await this.o.deadLetters.record({
+        eventId: e.uuid,
+        eventType: e.eventType,
+        published: e.published,
+        subject,
+        reason,
+        at: new Date().toISOString(),
+      });
+      this.o.metrics.deadLetters.inc();
+      this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "dead" });
+    }
+    this.o.logger.error(
+      { subject, reason, events: evs.map((e) => e.uuid) },
+      "events recorded as dead letters",
+    );
+  }
+}
+
+export { Deposed };

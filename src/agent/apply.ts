@@ -1,0 +1,152 @@
+/**
+ * Applies Okta's current state to the connector with the same request shapes Okta itself sends (see the
+ * connector issue): look up, POST to create, PUT the full user to update, PATCH `active` to deactivate, and
+ * group push with one PATCH per change. It reads state rather than replaying events, so a replayed or
+ * reordered event converges to the same result, and it writes nothing when the connector already agrees.
+ */
+import type { ScimClient } from "./scim-client.js";
+
+export interface OktaAppUser {
+  id: string;
+  credentials?: { userName?: string };
+  profile: { email?: string; givenName?: string; familyName?: string };
+  _embedded?: { user?: { status?: string } };
+}
+
+interface ScimUser {
+  id: string;
+  userName: string;
+  active?: boolean;
+  displayName?: string;
+  name?: { givenName?: string; familyName?: string };
+  emails?: { value: string }[];
+}
+
+const CORE = "urn:ietf:params:scim:schemas:core:2.0:User";
+const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const q = (s: string) => encodeURIComponent(s);
+
+export type UserOutcome = "created" | "updated" | "deactivated" | "unchanged";
+
+export function desiredUser(oktaId: string, au: OktaAppUser, active: boolean) {
+  const given = au.profile.givenName ?? "";
+  const family = au.profile.familyName ?? "";
+  const email = au.profile.email ?? au.credentials?.userName ?? "";
+  return {
+    schemas: [CORE],
+    userName: au.credentials?.userName ?? email,
+    name: { givenName: given, familyName: family },
+    emails: email ? [{ primary: true, value: email, type: "work" }] : [],
+    displayName: `${given} ${family}`.trim(),
+    externalId: oktaId,
+    active,
+  };
+}
+
+function same(found: ScimUser, want: ReturnType<typeof desiredUser>): boolean {
+  return (
+    found.userName === want.userName &&
+    (found.active ?? true) === want.active &&
+    (found.displayName ?? "") === want.displayName &&
+    (found.name?.givenName ?? "") === want.name.givenName &&
+    (found.name?.familyName ?? "") === want.name.familyName &&
+    (found.emails?.[0]?.value ?? "") === (want.emails[0]?.value ?? "")
+  );
+}
+
+/** Okta users in these states keep their app account active. */
+const ACTIVE_STATES = new Set([
+  "ACTIVE",
+  "PROVISIONED",
+  "RECOVERY",
+  "PASSWORD_EXPIRED",
+  "LOCKED_OUT",
+  undefined,
+]);
+
+export async function findUser(scim: ScimClient, oktaId: string): Promise<ScimUser | undefined> {
+  const r = await scim.request("GET", `/Users?filter=${q(`externalId eq "${oktaId}"`)}&startIndex=1&count=2`);
+  return ((r.body as { Resources?: ScimUser[] }).Resources ?? [])[0];
+}
+
+/** Converges one user; `key` is the Idempotency-Key stem (the newest event about this user in the batch). */
+export async function applyUser(
+  scim: ScimClient,
+  oktaId: string,
+  appUser: OktaAppUser | undefined,
+  key: string,
+): Promise<{ outcome: UserOutcome; scimId?: string }> {
+  const found = await findUser(scim, oktaId);
+  const active = appUser !== undefined && ACTIVE_STATES.has(appUser._embedded?.user?.status);
+  if (!found) {
+    if (!appUser || !active) return { outcome: "unchanged" };
+    const created = await scim.request("POST", "/Users", desiredUser(oktaId, appUser, true), `${key}:create`);
+    return { outcome: "created", scimId: (created.body as ScimUser).id };
+  }
+  if (!appUser) {
+    if (found.active === false) return { outcome: "unchanged", scimId: found.id };
+    await scim.request(
+      "PATCH",
+      `/Users/${found.id}`,
+      { schemas: [PATCH], Operations: [{ op: "replace", value: { active: false } }] },
+      `${key}:deactivate`,
+    );
+    return { outcome: "deactivated", scimId: found.id };
+  }
+  const want = desiredUser(oktaId, appUser, active);
+  if (same(found, want)) return { outcome: "unchanged", scimId: found.id };
+  await scim.request(
+    "PUT",
+    `/Users/${found.id}`,
+    { ...want, id: found.id, groups: [], meta: { resourceType: "User" } },
+    `${key}:update`,
+  );
+  return { outcome: active ? "updated" : "deactivated", scimId: found.id };
+}
+
+interface ScimGroup {
+  id: string;
+  displayName: string;
+  members?: { value: string }[];
+}
+
+/** Converges one pushed group: create it if missing, rename it, and fix its membership in one PATCH. */
+export async function applyGroup(
+  scim: ScimClient,
+  oktaGroupId: string,
+  name: string,
+  memberScimIds: string[],
+  key: string,
+): Promise<"created" | "updated" | "unchanged"> {
+  const r = await scim.request(
+    "GET",
+    `/Groups?filter=${q(`externalId eq "${oktaGroupId}"`)}&startIndex=1&count=2`,
+  );
+  let group = ((r.body as { Resources?: ScimGroup[] }).Resources ?? [])[0];
+  let outcome: "created" | "updated" | "unchanged" = "unchanged";
+  if (!group) {
+    const created = await scim.request(
+      "POST",
+      "/Groups",
+      {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        displayName: name,
+        externalId: oktaGroupId,
+        members: [],
+      },
+      `${key}:create`,
+    );
+    group = created.body as ScimGroup;
+    outcome = "created";
+  }
+  const have = new Set((group.members ?? []).map((m) => m.value));
+  const want = new Set(memberScimIds);
+  const ops: unknown[] = [];
+  if (group.displayName !== name) ops.push({ op: "replace", value: { id: group.id, displayName: name } });
+  for (const id of have) if (!want.has(id)) ops.push({ op: "remove", path: `members[value eq "${id}"]` });
+  const add = [...want].filter((id) => !have.has(id)).map((value) => ({ value }));
+  if (add.length) ops.push({ op: "add", path: "members", value: add });
+  if (ops.length === 0) return outcome;
+  await scim.request("PATCH", `/Groups/${group.id}`, { schemas: [PATCH], Operations: ops }, `${key}:members`);
+  return outcome === "created" ? "created" : "updated";
+}

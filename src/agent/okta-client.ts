@@ -1,0 +1,148 @@
+/**
+ * Okta's management API as the agent uses it: SSWS token, `Link: rel="next"` paging, and rate limits honoured
+ * the way Okta documents them: when X-Rate-Limit-Remaining reaches 0, or a 429 arrives, wait until
+ * X-Rate-Limit-Reset before calling that endpoint family again.
+ */
+import type { Logger } from "pino";
+import { Pool } from "undici";
+import type { Metrics } from "../observability/metrics.js";
+
+export type OktaBucket = "logs" | "apps" | "users" | "groups";
+
+export interface OktaPage<T> {
+  items: T;
+  next?: string;
+}
+
+export class OktaError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string | undefined,
+    message: string,
+  ) {
+    super(message);
+    this.name = "OktaError";
+  }
+}
+
+function bucketOf(path: string): OktaBucket {
+  if (path.startsWith("/api/v1/logs")) return "logs";
+  if (path.startsWith("/api/v1/apps")) return "apps";
+  if (path.startsWith("/api/v1/groups")) return "groups";
+  return "users";
+}
+
+/** `<url>; rel="next", <url>; rel="self"` (one header or several). */
+export function nextLink(header: string | string[] | undefined): string | undefined {
+  const parts = (Array.isArray(header) ? header : header ? [header] : []).flatMap((h) =>
+    h.split(/,(?=\s*<)/),
+  );
+  for (const p of parts) {
+    const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(p);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+export class OktaClient {
+  private readonly pool: Pool;
+  private readonly origin: string;
+  /** Epoch ms before which a bucket must not be called (its budget is spent). */
+  private readonly blockedUntil = new Map<OktaBucket, number>();
+  calls = 0;
+  private closed = false;
+
+  constructor(
+    orgUrl: string,
+    private readonly token: string,
+    private readonly metrics: Metrics,
+    private readonly logger: Logger,
+    private readonly stopped: () => boolean = () => false,
+  ) {
+    this.origin = new URL(orgUrl).origin;
+    this.pool = new Pool(this.origin, { connections: 8, keepAliveTimeout: 30_000 });
+  }
+
+  /** GET a path or a full `next` URL; retries 429s and transient failures until stopped. */
+  async get<T>(pathOrUrl: string): Promise<OktaPage<T>> {
+    const url = new URL(pathOrUrl, this.origin);
+    if (url.origin !== this.origin)
+      throw new OktaError(0, undefined, `refusing to follow a link off the org: ${url.origin}`);
+    const path = url.pathname + url.search;
+    const bucket = bucketOf(url.pathname);
+    let attempt = 0;
+    for (;;) {
+      if (this.closed || this.stopped()) throw new OktaError(0, undefined, "agent stopped");
+      const wait = (this.blockedUntil.get(bucket) ?? 0) - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, 5000)));
+      if ((this.blockedUntil.get(bucket) ?? 0) > Date.now()) continue;
+      let status: number;
+      let headers: Record<string, string | string[] | undefined>;
+      let text: string;
+      try {
+        const res = await this.pool.request({
+          method: "GET",
+          path,
+          headers: {
+            authorization: `SSWS ${this.token}`,
+            accept: "application/json",
+            "user-agent": "provisiond-agent",
+          },
+          headersTimeout: 30_000,
+          bodyTimeout: 30_000,
+        });
+        status = res.statusCode;
+        headers = res.headers;
+        text = await res.body.text();
+      } catch (err) {
+        this.metrics.agentRetries.inc({ target: "okta", reason: "network" });
+        this.logger.warn({ err: (err as Error).message, bucket }, "Okta unreachable; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(30_000, 250 * 2 ** Math.min(attempt++, 7))));
+        continue;
+      }
+      this.calls++;
+      this.metrics.oktaCalls.inc({ bucket, status: String(status) });
+      const remaining = Number(headers["x-rate-limit-remaining"]);
+      const reset = Number(headers["x-rate-limit-reset"]);
+      if (Number.isFinite(remaining)) this.metrics.oktaRateLimitRemaining.set({ bucket }, remaining);
+      if (Number.isFinite(reset) && (status === 429 || remaining === 0)) {
+        // Reset is epoch seconds; a second of slack covers clock skew between Okta and this host.
+        const until = reset * 1000 + 1000;
+        this.blockedUntil.set(bucket, Math.max(until, Date.now() + 250));
+        this.logger.warn(
+          { bucket, status, remaining, resetAt: new Date(reset * 1000).toISOString() },
+          "Okta rate limit reached; waiting for the reset",
+        );
+      }
+      if (status === 429) {
+        this.metrics.agentRetries.inc({ target: "okta", reason: "429" });
+        if (!Number.isFinite(reset))
+          await new Promise((r) => setTimeout(r, Math.min(60_000, 1000 * 2 ** Math.min(attempt++, 6))));
+        continue;
+      }
+      if (status >= 500) {
+        this.metrics.agentRetries.inc({ target: "okta", reason: String(status) });
+        await new Promise((r) => setTimeout(r, Math.min(30_000, 250 * 2 ** Math.min(attempt++, 7))));
+        continue;
+      }
+      const body = text
+        ? (JSON.parse(text) as T & { errorCode?: string; errorSummary?: string })
+        : (undefined as T);
+      if (status >= 400) {
+        const b = body as { errorCode?: string; errorSummary?: string } | undefined;
+        throw new OktaError(
+          status,
+          b?.errorCode,
+          `${status} ${b?.errorCode ?? ""} ${b?.errorSummary ?? text.slice(0, 200)}`,
+        );
+      }
+      const next = nextLink(headers.link);
+      return next ? { items: body, next } : { items: body };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.pool.close();
+  }
+}

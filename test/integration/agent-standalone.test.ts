@@ -1,0 +1,67 @@
+/** A standalone node whose agent follows the Okta simulator and converges to its ground truth. */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { TestNode } from "../support/node.js";
+import { diffWithTruth, SimHandle, type Truth, waitFor } from "../support/okta-sim.js";
+
+describe("agent (standalone, SQLite)", () => {
+  let sim: SimHandle;
+  let node: TestNode;
+  before(async () => {
+    sim = await SimHandle.start();
+    node = await TestNode.start(undefined, sim.agentEnv());
+  });
+  after(async () => {
+    await node.stop();
+    await sim.stop();
+  });
+
+  let lastDiff: string[] = [];
+  const converged = async () => {
+    const truth = (await sim.control("GET", "/truth")) as Truth;
+    lastDiff = await diffWithTruth((p) => node.request("GET", p), truth);
+    return lastDiff.length === 0;
+  };
+
+  it("applies assignments, profile changes, username changes, unassignment, lifecycle and group push", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const u = await sim.control("POST", "/users", {
+        login: `person${i}@example.com`,
+        firstName: `P${i}`,
+        lastName: "Doe",
+      });
+      await sim.control("POST", "/assign", { userId: u.id });
+      ids.push(u.id);
+    }
+    await sim.control("POST", "/profile", { userId: ids[1], profile: { lastName: "Smith" } });
+    await sim.control("POST", "/profile", { userId: ids[2], profile: { login: "renamed2@example.com" } });
+    await sim.control("POST", "/unassign", { userId: ids[3] });
+    await sim.control("POST", "/lifecycle", { userId: ids[4], action: "suspend" });
+    await sim.control("POST", "/lifecycle", { userId: ids[5], action: "deactivate" });
+    const g = await sim.control("POST", "/groups", { name: "Engineering" });
+    for (const id of ids.slice(0, 6))
+      await sim.control("POST", "/membership", { groupId: g.id, userId: id, add: true });
+    await sim.control("POST", "/push", { groupId: g.id });
+    await sim.control("POST", "/membership", { groupId: g.id, userId: ids[0], add: false });
+    await sim.control("POST", "/rename-group", { groupId: g.id, name: "Engineering (EU)" });
+
+    await waitFor("the connector to match the simulator", converged).catch((err) => {
+      throw new Error(`${err.message}: ${lastDiff.slice(0, 5).join("; ")}`);
+    });
+    const truth = (await sim.control("GET", "/truth")) as Truth;
+    assert.deepEqual(await diffWithTruth((p) => node.request("GET", p), truth), []);
+    assert.equal(truth.users.find((u) => u.externalId === ids[3])!.active, false);
+
+    const status = await (await fetch(`${node.admin}/status`)).json();
+    assert.equal(status.role, "standalone");
+    assert.equal(status.agent.running, true);
+    assert.ok(status.cursor.published);
+    assert.equal(status.deadLetters.total, 0);
+    const metrics = await (await fetch(`${node.admin}/metrics`)).text();
+    assert.match(
+      metrics,
+      /provisiond_events_processed_total\{[^}]*type="application.user_membership.add"[^}]*outcome="created"[^}]*\} 30/,
+    );
+  });
+});

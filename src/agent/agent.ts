@@ -37,7 +37,7 @@ export interface AgentOptions {
   listThreshold: number;
   cursorGuard: () => { campaignKey: string; term: number } | undefined;
   isPrimary: () => boolean;
-  /** Called once, after the first round of a term applied something. */
+  /** Called once, when this term has processed its first event. */
   onFirstApplied?: () => void;
   logger: Logger;
   metrics: Metrics;
@@ -123,14 +123,17 @@ export class Agent {
         this.lastAppliedPublished = last.published;
         this.o.metrics.cursorTimestamp.set(Date.parse(last.published) / 1000);
         this.o.metrics.eventLag.set(Math.max(0, (Date.now() - Date.parse(last.published)) / 1000));
-        if (!this.firstApplied) {
-          this.firstApplied = true;
-          this.o.onFirstApplied?.();
-        }
       }
       position = next;
       if (caughtUp) await this.sleep(this.o.pollMs);
     }
+  }
+
+  /** The failover clock stops at the first event this term has processed. */
+  private markFirstApplied(): void {
+    if (this.firstApplied) return;
+    this.firstApplied = true;
+    this.o.onFirstApplied?.();
   }
 
   private async fetchRound(start: string): Promise<{ events: LogEvent[]; next: string; caughtUp: boolean }> {
@@ -174,6 +177,7 @@ export class Agent {
       try {
         const r = await applyUser(this.o.scim, oktaId, appUsers.get(oktaId), key);
         if (r.scimId) scimIds.set(oktaId, r.scimId);
+        this.markFirstApplied();
         for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: r.outcome });
       } catch (err) {
         if (err instanceof Refused) return this.dead(evs, oktaId, err.message);

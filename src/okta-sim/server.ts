@@ -140,7 +140,8 @@ export function createOktaSim(opts: SimOptions): {
       );
     const q = req.query as Record<string, string | undefined>;
     const limit = Math.min(500, Math.max(1, Number(q.limit ?? 50) || 50));
-    const all = [...org.appUsers.values()].sort((a, b) => a.id.localeCompare(b.id));
+    // Code-unit order, the same order the `after` comparison below uses (localeCompare would disagree on case).
+    const all = [...org.appUsers.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const start = q.after ? all.findIndex((u) => u.id > q.after!) : 0;
     const page = start < 0 ? [] : all.slice(start, start + limit);
     const links: [string, string][] = [[`${base(req)}${req.originalUrl}`, "self"]];

@@ -24,8 +24,16 @@ export class SimHandle {
     readonly sim: ReturnType<typeof createOktaSim>,
   ) {}
 
-  static async start(): Promise<SimHandle> {
+  /** Okta's budgets (a few hundred calls a minute) would make these tests wait for minutes; bursts and 429s are tested on purpose. */
+  static async start(opts: { oktaBudgets?: boolean } = {}): Promise<SimHandle> {
     const sim = createOktaSim({ token: SIM_TOKEN, appId: APP_ID });
+    if (!opts.oktaBudgets)
+      sim.limiter.config.perMinute = {
+        logs: 1_000_000,
+        apps: 1_000_000,
+        users: 1_000_000,
+        groups: 1_000_000,
+      };
     const server = await new Promise<Server>((resolve) => {
       const s = sim.app.listen(0, "127.0.0.1", () => resolve(s));
     });

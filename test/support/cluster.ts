@@ -95,6 +95,7 @@ export class Cluster {
     });
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: /status JSON read by assertions
   async status(n: NodeProc): Promise<any> {
     const res = await fetch(`http://127.0.0.1:${n.adminPort}/status`, { signal: AbortSignal.timeout(3000) });
     return res.json();
@@ -129,6 +130,7 @@ export class Cluster {
   }
 
   /** GET through a live node's connector. */
+  // biome-ignore lint/suspicious/noExplicitAny: SCIM JSON read by assertions
   async scim(path: string): Promise<{ status: number; body: any }> {
     const n = this.alive()[0]!;
     const res = await fetch(`http://127.0.0.1:${n.scimPort}/scim/v2${path}`, {

@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { Cursor, CursorValue } from "../cluster/cursor.js";
 import type { DeadLetters } from "../cluster/dead-letters.js";
 import type { Metrics } from "../observability/metrics.js";
-import { applyGroup, applyUser, findUser, type OktaAppUser } from "./apply.js";
+import { applyGroup, applyUser, findUser, findUsers, type OktaAppUser } from "./apply.js";
 import { GROUP_EVENTS, logFilter, USER_EVENTS } from "./event-types.js";
 import type { OktaClient } from "./okta-client.js";
 import { Deposed, Refused, type ScimClient } from "./scim-client.js";
@@ -171,11 +171,12 @@ export class Agent {
       else this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
     }
     const appUsers = await this.readAppUsers([...users.keys()]);
+    const existing = await findUsers(this.o.scim, [...users.keys()]);
     const scimIds = new Map<string, string>();
     await pool([...users.entries()], this.o.concurrency, async ([oktaId, evs]) => {
       const key = evs[evs.length - 1]!.uuid;
       try {
-        const r = await applyUser(this.o.scim, oktaId, appUsers.get(oktaId), key);
+        const r = await applyUser(this.o.scim, oktaId, appUsers.get(oktaId), existing.get(oktaId), key);
         if (r.scimId) scimIds.set(oktaId, r.scimId);
         this.markFirstApplied();
         for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: r.outcome });

@@ -4,7 +4,7 @@
  * group push with one PATCH per change. It reads state rather than replaying events, so a replayed or
  * reordered event converges to the same result, and it writes nothing when the connector already agrees.
  */
-import type { ScimClient } from "./scim-client.js";
+import { Refused, type ScimClient } from "./scim-client.js";
 
 export interface OktaAppUser {
   id: string;
@@ -13,7 +13,7 @@ export interface OktaAppUser {
   _embedded?: { user?: { status?: string } };
 }
 
-interface ScimUser {
+export interface ScimUser {
   id: string;
   userName: string;
   active?: boolean;
@@ -65,8 +65,21 @@ const ACTIVE_STATES = new Set([
 ]);
 
 export async function findUser(scim: ScimClient, oktaId: string): Promise<ScimUser | undefined> {
-  const r = await scim.request("GET", `/Users?filter=${q(`externalId eq "${oktaId}"`)}&startIndex=1&count=2`);
-  return ((r.body as { Resources?: ScimUser[] }).Resources ?? [])[0];
+  return (await findUsers(scim, [oktaId])).get(oktaId);
+}
+
+/** Looks many users up at once (`externalId eq "a" or externalId eq "b" …`), 80 to a request. */
+export async function findUsers(scim: ScimClient, oktaIds: string[]): Promise<Map<string, ScimUser>> {
+  const out = new Map<string, ScimUser & { externalId?: string }>();
+  for (let i = 0; i < oktaIds.length; i += 80) {
+    const chunk = oktaIds.slice(i, i + 80);
+    const filter = chunk.map((id) => `externalId eq ${JSON.stringify(id)}`).join(" or ");
+    const r = await scim.request("GET", `/Users?filter=${q(filter)}&startIndex=1&count=${chunk.length * 2}`);
+    for (const u of (r.body as { Resources?: (ScimUser & { externalId?: string })[] }).Resources ?? []) {
+      if (u.externalId) out.set(u.externalId, u);
+    }
+  }
+  return out;
 }
 
 /** Converges one user; `key` is the Idempotency-Key stem (the newest event about this user in the batch). */
@@ -74,14 +87,27 @@ export async function applyUser(
   scim: ScimClient,
   oktaId: string,
   appUser: OktaAppUser | undefined,
+  found: ScimUser | undefined,
   key: string,
 ): Promise<{ outcome: UserOutcome; scimId?: string }> {
-  const found = await findUser(scim, oktaId);
   const active = appUser !== undefined && ACTIVE_STATES.has(appUser._embedded?.user?.status);
   if (!found) {
     if (!appUser || !active) return { outcome: "unchanged" };
-    const created = await scim.request("POST", "/Users", desiredUser(oktaId, appUser, true), `${key}:create`);
-    return { outcome: "created", scimId: (created.body as ScimUser).id };
+    try {
+      const created = await scim.request(
+        "POST",
+        "/Users",
+        desiredUser(oktaId, appUser, true),
+        `${key}:create`,
+      );
+      return { outcome: "created", scimId: (created.body as ScimUser).id };
+    } catch (err) {
+      // Created since the round's lookup (by another client): converge by updating it instead.
+      if (!(err instanceof Refused && err.status === 409)) throw err;
+      const now = await findUser(scim, oktaId);
+      if (!now) throw err;
+      return applyUser(scim, oktaId, appUser, now, key);
+    }
   }
   if (!appUser) {
     if (found.active === false) return { outcome: "unchanged", scimId: found.id };

@@ -1,0 +1,82 @@
+/**
+ * bench/failover: repeated SIGKILL failovers at two lease TTLs, and SIGTERM handovers, on a two-node cluster of
+ * real processes (etcd, MariaDB, the Okta simulator streaming 50 events/s). Prints p50/p99 and their ratio to
+ * the TTL; asserts nothing.
+ *
+ *   BENCH_FAILOVERS (default 20) per TTL; BENCH_TTLS (default 2000,5000); BENCH_HANDOVERS (default 20)
+ */
+import { Cluster, type NodeProc } from "../../test/support/cluster.js";
+import { waitFor } from "../../test/support/okta-sim.js";
+import { fmt, percentile } from "../lib.js";
+
+const FAILOVERS = Number(process.env.BENCH_FAILOVERS ?? 20);
+const HANDOVERS = Number(process.env.BENCH_HANDOVERS ?? 20);
+const TTLS = (process.env.BENCH_TTLS ?? "2000,5000").split(",").map(Number);
+
+interface Failover {
+  at: string;
+  electedAfterMs: number | null;
+  firstEventAfterMs?: number;
+}
+
+/** Kills (or stops) the primary and returns ms from the signal to the new primary's first processed event. */
+async function once(c: Cluster, signal: "SIGKILL" | "SIGTERM"): Promise<number> {
+  let old: NodeProc | undefined;
+  await waitFor("a processing primary", async () => {
+    old = await c.primary();
+    return old !== undefined && (await c.status(old)).cursor !== null;
+  });
+  const t0 = Date.now();
+  await c.kill(old!, signal);
+  let f: Failover | undefined;
+  await waitFor(
+    "the new primary's first event",
+    async () => {
+      const p = await c.primary();
+      if (!p || p === old) return false;
+      f = (await c.status(p)).failovers[0] as Failover;
+      return Date.parse(f.at) >= t0 && f.firstEventAfterMs !== undefined && f.electedAfterMs !== null;
+    },
+    60_000,
+  );
+  const goneAt = Date.parse(f!.at) - f!.electedAfterMs!;
+  const firstEvent = goneAt + f!.firstEventAfterMs!;
+  await c.startNode(old!);
+  return firstEvent - t0;
+}
+
+async function main() {
+  const rows: string[] = [];
+  for (const ttl of TTLS) {
+    const c = await Cluster.start({ ttlMs: ttl, env: { PROVISIOND_LOG_LEVEL: "warn" } });
+    try {
+      await c.sim.control("POST", "/load", { users: 100_000, perSecond: 50, prefix: `f${ttl}-` });
+      const kills: number[] = [];
+      for (let i = 0; i < FAILOVERS; i++) kills.push(await once(c, "SIGKILL"));
+      kills.sort((a, b) => a - b);
+      const p50 = percentile(kills, 50);
+      const p99 = percentile(kills, 99);
+      rows.push(
+        `SIGKILL, TTL ${ttl} ms, ${FAILOVERS} runs: kill → first event p50 ${fmt(p50, 0)} ms, p99 ${fmt(p99, 0)} ms; p50/TTL ${fmt(p50 / ttl, 2)}, p99/TTL ${fmt(p99 / ttl, 2)}; p99 − TTL ${fmt(p99 - ttl, 0)} ms`,
+      );
+      if (ttl === TTLS[0]) {
+        const hand: number[] = [];
+        for (let i = 0; i < HANDOVERS; i++) hand.push(await once(c, "SIGTERM"));
+        hand.sort((a, b) => a - b);
+        rows.push(
+          `SIGTERM handover, ${HANDOVERS} runs: signal → first event p50 ${fmt(percentile(hand, 50), 0)} ms, p99 ${fmt(percentile(hand, 99), 0)} ms`,
+        );
+      }
+    } finally {
+      await c.destroy();
+    }
+    console.log(rows[rows.length - 1]);
+  }
+  console.log("\nbench/failover (two nodes, etcd 3.4, MariaDB, okta-sim at 50 events/s)");
+  for (const r of rows) console.log(r);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

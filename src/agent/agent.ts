@@ -12,6 +12,7 @@ import type { Metrics } from "../observability/metrics.js";
 import { applyGroup, applyUser, findUser, findUsers, type OktaAppUser } from "./apply.js";
 import { GROUP_EVENTS, logFilter, USER_EVENTS } from "./event-types.js";
 import type { OktaClient } from "./okta-client.js";
+import { reconcile } from "./reconcile.js";
 import { Deposed, Refused, type ScimClient } from "./scim-client.js";
 
 export interface LogEvent {
@@ -37,6 +38,8 @@ export interface AgentOptions {
   listThreshold: number;
   cursorGuard: () => { campaignKey: string; term: number } | undefined;
   isPrimary: () => boolean;
+  /** Reconcile with Okta this often once caught up (0: never). */
+  reconcileEveryMs?: number;
   /** Called once, when this term has processed its first event. */
   onFirstApplied?: () => void;
   logger: Logger;
@@ -61,6 +64,7 @@ export class Agent {
   cursor: CursorValue | undefined;
   lastAppliedPublished: string | undefined;
   private firstApplied = false;
+  private lastReconcile = Date.now();
 
   constructor(private readonly o: AgentOptions) {}
 
@@ -125,6 +129,16 @@ export class Agent {
         this.o.metrics.eventLag.set(Math.max(0, (Date.now() - Date.parse(last.published)) / 1000));
       }
       position = next;
+      if (caughtUp && this.o.reconcileEveryMs && Date.now() - this.lastReconcile >= this.o.reconcileEveryMs) {
+        await reconcile({
+          okta: this.o.okta,
+          scim: this.o.scim,
+          appId: this.o.appId,
+          concurrency: this.o.concurrency,
+          logger: this.o.logger,
+        });
+        this.lastReconcile = Date.now();
+      }
       if (caughtUp) await this.sleep(this.o.pollMs);
     }
   }

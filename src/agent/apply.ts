@@ -92,12 +92,13 @@ export async function applyUser(
 ): Promise<{ outcome: UserOutcome; scimId?: string }> {
   const active = appUser !== undefined && ACTIVE_STATES.has(appUser._embedded?.user?.status);
   if (!found) {
-    if (!appUser || !active) return { outcome: "unchanged" };
+    // Every assigned user has an app account; a suspended or deactivated one is created inactive.
+    if (!appUser) return { outcome: "unchanged" };
     try {
       const created = await scim.request(
         "POST",
         "/Users",
-        desiredUser(oktaId, appUser, true),
+        desiredUser(oktaId, appUser, active),
         `${key}:create`,
       );
       return { outcome: "created", scimId: (created.body as ScimUser).id };

@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 /** provisiond's command line: `node` (the default) runs a node; `gen-cert` makes a TLS certificate. */
 import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { OktaClient } from "../agent/okta-client.js";
+import { reconcile } from "../agent/reconcile.js";
+import { ScimClient } from "../agent/scim-client.js";
 import { ConfigError, loadConfig } from "../config/index.js";
+import { createLogger } from "../observability/logger.js";
+import { Metrics } from "../observability/metrics.js";
 import { createOktaSim } from "../okta-sim/server.js";
 import { genCert } from "./gen-cert.js";
 import { startNode } from "./node.js";
@@ -13,6 +19,8 @@ commands:
   node        run a node (default); configured by PROVISIOND_* environment variables (see README)
   okta-sim    run the Okta API simulator: PROVISIOND_OKTA_SIM_PORT (8090), PROVISIOND_OKTA_SIM_TOKEN,
               PROVISIOND_OKTA_SIM_APP_ID; control API under /sim (see README)
+  reconcile   list the Okta app's users and pushed groups, compare them with the connector, apply the
+              difference once, print what changed (same configuration as a node with an agent source)
   gen-cert    write a self-signed TLS certificate: --out DIR (default ./data/tls), --host NAME (repeatable), --days N
   help        show this text`;
 
@@ -53,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case "okta-sim":
       return runOktaSim();
+    case "reconcile":
+      return runReconcile();
     case "help":
     case "--help":
     case "-h":
@@ -85,6 +95,42 @@ async function runOktaSim(): Promise<number> {
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   return -1;
+}
+
+async function runReconcile(): Promise<number> {
+  const cfg = loadConfig();
+  const a = cfg.agent;
+  if (a.source === "none")
+    throw new ConfigError(
+      "PROVISIOND_AGENT_SOURCE",
+      "reconcile needs okta or okta-sim, and the Okta settings",
+    );
+  const logger = createLogger({ nodeId: cfg.nodeId, level: cfg.logLevel });
+  const metrics = new Metrics(cfg.nodeId);
+  let token = a.scimToken ?? cfg.auth.bearerTokens[0];
+  if (!token && cfg.auth.generatedTokenFile && existsSync(cfg.auth.generatedTokenFile))
+    token = readFileSync(cfg.auth.generatedTokenFile, "utf8").trim();
+  const okta = new OktaClient(a.orgUrl!, a.apiToken!, metrics, logger);
+  // Run by hand it is a plain SCIM client: no fencing token, so a running primary is never shut out by it.
+  const scim = new ScimClient({
+    baseUrl: a.scimUrl ?? `${cfg.tls ? "https" : "http"}://127.0.0.1:${cfg.scim.port}/scim/v2`,
+    authorization: token ? `Bearer ${token}` : "",
+    logger,
+    metrics,
+    mayWrite: () => true,
+    term: () => undefined,
+    ...(a.scimCaFile || (!a.scimUrl && cfg.tls)
+      ? { tls: { ca: readFileSync(a.scimCaFile ?? cfg.tls!.certFile) } }
+      : {}),
+  });
+  try {
+    const r = await reconcile({ okta, scim, appId: a.appId!, concurrency: a.concurrency, logger });
+    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    return r.refused.length ? 1 : 0;
+  } finally {
+    await okta.close();
+    await scim.close();
+  }
 }
 
 async function runNode(): Promise<number> {

@@ -260,6 +260,7 @@ export async function startNode(
           pageSize: a.pageSize,
           maxBatchEvents: a.maxBatchEvents,
           listThreshold: a.listThreshold,
+          reconcileEveryMs: a.reconcileEveryMs,
           startAt: a.startAt ?? startedAt,
           cursorGuard: () => {
             const e = cluster.election;

@@ -91,6 +91,8 @@ export interface AgentConfig {
   maxBatchEvents: number;
   listThreshold: number;
   startAt?: string;
+  /** Reconcile with Okta this often on the primary (0: only on demand, with `provisiond reconcile`). */
+  reconcileEveryMs: number;
 }
 
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
@@ -104,6 +106,7 @@ function agentConfig(r: Reader): AgentConfig {
     pageSize: r.int("PROVISIOND_AGENT_PAGE_SIZE", 1000, 1, 1000),
     maxBatchEvents: r.int("PROVISIOND_AGENT_MAX_BATCH_EVENTS", 20_000, 1, 1_000_000),
     listThreshold: r.int("PROVISIOND_AGENT_LIST_THRESHOLD", 50, 0, 1_000_000),
+    reconcileEveryMs: r.int("PROVISIOND_AGENT_RECONCILE_EVERY_MS", 0, 0, 7 * 86_400_000),
   };
   if (source === "none") return cfg;
   const orgUrl = r.raw("PROVISIOND_OKTA_ORG_URL");

@@ -64,4 +64,25 @@ describe("agent (standalone, SQLite)", () => {
       /provisiond_events_processed_total\{[^}]*type="application.user_membership.add"[^}]*outcome="created"[^}]*\} 30/,
     );
   });
+
+  it("records an event that can never apply as a dead letter, and goes on", async () => {
+    // A login longer than the app's userName column (255): the connector refuses it with 400.
+    const bad = await sim.control("POST", "/users", { login: `${"x".repeat(300)}@example.com` });
+    await sim.control("POST", "/assign", { userId: bad.id });
+    const good = await sim.control("POST", "/users", { login: "after.dead@example.com" });
+    await sim.control("POST", "/assign", { userId: good.id });
+    const status = async () => (await fetch(`${node.admin}/status`)).json();
+    await waitFor("the dead letter", async () => (await status()).deadLetters.total === 1);
+    const dead = (await status()).deadLetters.items[0];
+    assert.equal(dead.subject, bad.id);
+    assert.match(dead.reason, /^400: userName is longer than 255/);
+    assert.equal(dead.eventType, "application.user_membership.add");
+    const q = encodeURIComponent('userName eq "after.dead@example.com"');
+    await waitFor(
+      "the next event to apply",
+      async () => (await node.request("GET", `/Users?filter=${q}`)).body.totalResults === 1,
+    );
+    const metrics = await (await fetch(`${node.admin}/metrics`)).text();
+    assert.match(metrics, /provisiond_dead_letters_total\{[^}]*\} 1/);
+  });
 });

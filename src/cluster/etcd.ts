@@ -3,14 +3,9 @@ import { readFileSync } from "node:fs";
 import { noop } from "cockatiel";
 import { Etcd3, type IOptions } from "etcd3";
 
-export interface EtcdConfig {
-  endpoints: string[];
-  username?: string;
-  password?: string;
-  caFile?: string;
-  certFile?: string;
-  keyFile?: string;
-}
+import type { Config } from "../config/index.js";
+
+export type EtcdConfig = NonNullable<Config["cluster"]["etcd"]>;
 
 export function etcdClient(cfg: EtcdConfig): Etcd3 {
   const opts: IOptions = {

@@ -29,10 +29,12 @@ export class Cluster {
     readonly storeUrl: string,
     readonly nodes: NodeProc[],
     private readonly env: Record<string, string>,
+    private readonly nodeArgs: string[] = [],
   ) {}
 
+  /** `nodeArgs`: extra node flags for the provisiond processes, e.g. --cpu-prof for a profiling run. */
   static async start(
-    opts: { nodes?: number; ttlMs?: number; env?: Record<string, string> } = {},
+    opts: { nodes?: number; ttlMs?: number; env?: Record<string, string>; nodeArgs?: string[] } = {},
   ): Promise<Cluster> {
     const [etcd, maria, sim] = await Promise.all([
       EtcdCluster.start(1),
@@ -62,26 +64,30 @@ export class Cluster {
       PROVISIOND_STORE_QUERY_TIMEOUT_MS: "3000",
       ...opts.env,
     };
-    const c = new Cluster(etcd, maria, sim, storeUrl, nodes, env);
+    const c = new Cluster(etcd, maria, sim, storeUrl, nodes, env, opts.nodeArgs);
     for (const n of nodes) await c.startNode(n);
     return c;
   }
 
   async startNode(n: NodeProc): Promise<void> {
-    const proc = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "node"], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        ...this.env,
-        PROVISIOND_NODE_ID: n.id,
-        PROVISIOND_SCIM_PORT: String(n.scimPort),
-        PROVISIOND_ADMIN_PORT: String(n.adminPort),
-        PROVISIOND_SCIM_HOST: "127.0.0.1",
-        PROVISIOND_ADMIN_HOST: "127.0.0.1",
-        PROVISIOND_DATA_DIR: n.dataDir,
+    const proc = spawn(
+      process.execPath,
+      [...this.nodeArgs, "--import", "tsx", join(ROOT, "src/cli/main.ts"), "node"],
+      {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          ...this.env,
+          PROVISIOND_NODE_ID: n.id,
+          PROVISIOND_SCIM_PORT: String(n.scimPort),
+          PROVISIOND_ADMIN_PORT: String(n.adminPort),
+          PROVISIOND_SCIM_HOST: "127.0.0.1",
+          PROVISIOND_ADMIN_HOST: "127.0.0.1",
+          PROVISIOND_DATA_DIR: n.dataDir,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
       },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    );
     n.proc = proc;
     proc.stdout!.on("data", (c: Buffer) => n.log.push(c.toString()));
     await new Promise<void>((resolve, reject) => {

@@ -176,8 +176,8 @@ export class Agent {
         continue;
       }
       if (GROUP_TYPES.has(e.eventType) && groupTarget) {
+        // A group event converges the whole group, its membership included, after the round's users.
         groups.set(groupTarget.id, [...(groups.get(groupTarget.id) ?? []), e]);
-        // A membership change can also be the first time a pushed group's member matters to the app.
         continue;
       }
       if (USER_TYPES.has(e.eventType) && userTarget)

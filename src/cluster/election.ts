@@ -58,6 +58,7 @@ export class Election extends EventEmitter {
   private campaigning: Promise<void> | undefined;
   private previousLeader: { nodeId: string; goneAt: number | undefined } | undefined;
   private readonly electionPrefix: string;
+  private leaderKey: string | undefined;
 
   constructor(private readonly o: ElectionOptions) {
     super();
@@ -113,8 +114,6 @@ export class Election extends EventEmitter {
       this.o.logger.warn({ err }, "election watch error; re-evaluating periodically"),
     );
   }
-
-  private leaderKey: string | undefined;
 
   /** Grants a lease, puts the campaign key, and keeps the lease alive. Retries until stopped. */
   private async campaign(): Promise<void> {

@@ -59,6 +59,8 @@ export class Election extends EventEmitter {
   private previousLeader: { nodeId: string; goneAt: number | undefined } | undefined;
   private readonly electionPrefix: string;
   private leaderKey: string | undefined;
+  /** The etcd revision that created our key; a read older than it cannot see the key yet. */
+  private campaignRevision = 0;
 
   constructor(private readonly o: ElectionOptions) {
     super();
@@ -126,13 +128,14 @@ export class Election extends EventEmitter {
         this.health.reset();
         this.health.acknowledged(sentAt);
         const key = `${this.electionPrefix}${id}`;
-        await lease
+        const put = await lease
           .put(key)
           .value(this.o.nodeId)
           .options(deadline(this.o.ttlMs / 2))
           .exec();
         this.lease = lease;
         this.campaignKey = key;
+        this.campaignRevision = Number(put.header.revision);
         this.startKeepalives();
         this.o.logger.info({ key, ttlMs: this.o.ttlMs }, "campaigning for primary");
         await this.evaluate();
@@ -175,6 +178,7 @@ export class Election extends EventEmitter {
   private async evaluate(): Promise<void> {
     if (!this.running) return;
     let candidates: Candidate[];
+    let readRevision: number;
     try {
       const res = await this.o.client
         .getAll()
@@ -182,6 +186,7 @@ export class Election extends EventEmitter {
         .sort("Create", "Ascend")
         .options(deadline(Math.max(500, this.o.ttlMs / 4)))
         .exec();
+      readRevision = Number(res.header.revision);
       candidates = res.kvs.map((kv) => ({
         key: kv.key.toString(),
         nodeId: kv.value.toString(),
@@ -197,7 +202,7 @@ export class Election extends EventEmitter {
       this.emit("leader", this.leaderId);
     }
     const mine = candidates.find((c) => c.key === this.campaignKey);
-    if (this.campaignKey && !mine && this.lease) {
+    if (this.campaignKey && !mine && this.lease && readRevision >= this.campaignRevision) {
       // Our key is gone: the lease expired while we could not reach etcd. Start over with a new one.
       this.lost("key-gone");
       return;

@@ -10,6 +10,7 @@ import { EtcdCluster } from "./etcd.js";
 import { freePort, MariaDb } from "./mariadb.js";
 import { TOKEN } from "./node.js";
 import { SimHandle } from "./okta-sim.js";
+import { running } from "./process.js";
 import { ROOT } from "./vectors.js";
 
 export interface NodeProc {
@@ -121,7 +122,7 @@ export class Cluster {
   }
 
   alive(): NodeProc[] {
-    return this.nodes.filter((n) => n.proc && n.proc.exitCode === null && n.proc.signalCode === null);
+    return this.nodes.filter((n) => running(n.proc));
   }
 
   async kill(n: NodeProc, signal: NodeJS.Signals): Promise<void> {
@@ -158,7 +159,7 @@ export class Cluster {
 
   async destroy(): Promise<void> {
     for (const n of this.nodes) {
-      if (n.proc && n.proc.exitCode === null && n.proc.signalCode === null) {
+      if (running(n.proc)) {
         n.proc.kill("SIGCONT");
         await this.kill(n, "SIGKILL");
       }

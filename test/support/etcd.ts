@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./mariadb.js";
+import { running, stopChild } from "./process.js";
 
 interface Member {
   name: string;
@@ -83,13 +84,8 @@ export class EtcdCluster {
   }
 
   async stopMember(i: number, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    const p = this.members[i]!.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise<void>((r) => p.once("exit", () => r()));
-    p.kill(signal);
-    const t = setTimeout(() => p.kill("SIGKILL"), 3000);
-    await exited;
-    clearTimeout(t);
+    // A member that has lost quorum may ignore SIGTERM.
+    await stopChild(this.members[i]!.proc, signal, 3000);
   }
 
   async stopAll(): Promise<void> {
@@ -98,11 +94,7 @@ export class EtcdCluster {
 
   /** Restarts stopped members from their data directories. */
   async restartAll(): Promise<void> {
-    await Promise.all(
-      this.members
-        .filter((m) => !m.proc || m.proc.exitCode !== null || m.proc.signalCode !== null)
-        .map((m) => this.launch(m, "existing")),
-    );
+    await Promise.all(this.members.filter((m) => !running(m.proc)).map((m) => this.launch(m, "existing")));
   }
 
   async destroy(): Promise<void> {

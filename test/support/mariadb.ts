@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import mysql from "mysql2/promise";
+import { stopChild } from "./process.js";
 
 const run = promisify(execFile);
 
@@ -117,13 +118,7 @@ export class MariaDb {
 
   /** Stops the server and waits for it to exit; SIGKILL if it ignores SIGTERM. */
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => p.once("exit", () => resolve()));
-    p.kill(signal);
-    const timer = setTimeout(() => p.kill("SIGKILL"), 20_000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(this.proc, signal, 20_000);
   }
 
   async restart(): Promise<void> {

@@ -380,8 +380,8 @@ function errorHandler(logger: Logger, metrics: Metrics) {
     } else if (bodyErr?.type === "request.aborted") {
       e = badRequest("invalidSyntax", "the request body was cut off");
     } else {
-      (req as Request & { log?: Logger }).log?.error({ err }, "unexpected error") ??
-        logger.error({ err }, "unexpected error");
+      // The request's own logger carries its request id; log once, through it when there is one.
+      ((req as Request & { log?: Logger }).log ?? logger).error({ err }, "unexpected error");
       e = new ScimError(
         500,
         undefined,

@@ -12,6 +12,7 @@ import type { Metrics } from "../observability/metrics.js";
 import { applyGroup, applyUser, findUser, findUsers, type OktaAppUser } from "./apply.js";
 import { GROUP_EVENTS, logFilter, USER_EVENTS } from "./event-types.js";
 import type { OktaClient } from "./okta-client.js";
+import { pool } from "./pool.js";
 import { reconcile } from "./reconcile.js";
 import { Deposed, Refused, type ScimClient } from "./scim-client.js";
 
@@ -48,15 +49,6 @@ export interface AgentOptions {
 
 const USER_TYPES = new Set<string>(USER_EVENTS);
 const GROUP_TYPES = new Set<string>(GROUP_EVENTS);
-
-async function pool<T>(items: T[], size: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(size, items.length) }, async () => {
-      while (i < items.length) await fn(items[i++]!);
-    }),
-  );
-}
 
 export class Agent {
   private stopped = false;
@@ -207,12 +199,10 @@ export class Agent {
     const out = new Map<string, OktaAppUser>();
     if (ids.length > this.o.listThreshold) {
       const wanted = new Set(ids);
-      let next: string | undefined = `/api/v1/apps/${this.o.appId}/users?limit=500&expand=user`;
-      while (next) {
-        const page: { items: OktaAppUser[]; next?: string } = await this.o.okta.get<OktaAppUser[]>(next);
-        for (const au of page.items) if (wanted.has(au.id)) out.set(au.id, au);
-        next = page.next;
-      }
+      const all = await this.o.okta.getAll<OktaAppUser>(
+        `/api/v1/apps/${this.o.appId}/users?limit=500&expand=user`,
+      );
+      for (const au of all) if (wanted.has(au.id)) out.set(au.id, au);
       return out;
     }
     await pool(ids, this.o.concurrency, async (id) => {
@@ -229,28 +219,14 @@ export class Agent {
   }
 
   private async applyGroups(groups: Map<string, LogEvent[]>, scimIds: Map<string, string>): Promise<void> {
-    const mappings = (
-      await this.o.okta.get<{ sourceGroupId: string; status: string }[]>(
-        `/api/v1/apps/${this.o.appId}/group-push/mappings`,
-      )
-    ).items;
-    const pushed = new Set(mappings.filter((m) => m.status === "ACTIVE").map((m) => m.sourceGroupId));
+    const pushed = await this.o.okta.pushedGroups(this.o.appId);
     for (const [groupId, evs] of groups) {
       if (!pushed.has(groupId)) {
         for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
         continue;
       }
       try {
-        const group = (await this.o.okta.get<{ profile: { name: string } }>(`/api/v1/groups/${groupId}`))
-          .items;
-        const memberIds: string[] = [];
-        let next: string | undefined = `/api/v1/groups/${groupId}/users?limit=1000`;
-        while (next) {
-          const page: { items: { id: string }[]; next?: string } =
-            await this.o.okta.get<{ id: string }[]>(next);
-          memberIds.push(...page.items.map((u) => u.id));
-          next = page.next;
-        }
+        const { name, memberIds } = await this.o.okta.groupWithMembers(groupId);
         // Only members assigned to the app are pushed, as Okta does.
         const assigned = await this.readAppUsers(memberIds);
         const scimMembers: string[] = [];
@@ -259,13 +235,7 @@ export class Agent {
           const id = scimIds.get(m) ?? (await findUser(this.o.scim, m))?.id;
           if (id) scimMembers.push(id);
         }
-        const outcome = await applyGroup(
-          this.o.scim,
-          groupId,
-          group.profile.name,
-          scimMembers,
-          evs[evs.length - 1]!.uuid,
-        );
+        const outcome = await applyGroup(this.o.scim, groupId, name, scimMembers, evs[evs.length - 1]!.uuid);
         for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome });
       } catch (err) {
         if (err instanceof Refused) {

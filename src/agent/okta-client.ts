@@ -141,6 +141,33 @@ export class OktaClient {
     }
   }
 
+  /** Every item of a paged list, following `next` links from `first`. */
+  async getAll<T>(first: string): Promise<T[]> {
+    const out: T[] = [];
+    let next: string | undefined = first;
+    while (next) {
+      const page: OktaPage<T[]> = await this.get<T[]>(next);
+      out.push(...page.items);
+      next = page.next;
+    }
+    return out;
+  }
+
+  /** Ids of the groups pushed to the app by an active mapping. */
+  async pushedGroups(appId: string): Promise<Set<string>> {
+    const mappings = (
+      await this.get<{ sourceGroupId: string; status: string }[]>(`/api/v1/apps/${appId}/group-push/mappings`)
+    ).items;
+    return new Set(mappings.filter((m) => m.status === "ACTIVE").map((m) => m.sourceGroupId));
+  }
+
+  /** A group's name and the ids of all its members. */
+  async groupWithMembers(groupId: string): Promise<{ name: string; memberIds: string[] }> {
+    const group = (await this.get<{ profile: { name: string } }>(`/api/v1/groups/${groupId}`)).items;
+    const members = await this.getAll<{ id: string }>(`/api/v1/groups/${groupId}/users?limit=1000`);
+    return { name: group.profile.name, memberIds: members.map((u) => u.id) };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await this.pool.close();

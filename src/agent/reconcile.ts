@@ -7,23 +7,13 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { applyGroup, applyUser, type OktaAppUser, type ScimUser } from "./apply.js";
 import type { OktaClient } from "./okta-client.js";
+import { pool } from "./pool.js";
 import { Refused, type ScimClient } from "./scim-client.js";
 
 export interface ReconcileResult {
   users: Record<string, number>;
   groups: Record<string, number>;
   refused: { subject: string; reason: string }[];
-}
-
-async function allPages<T>(okta: OktaClient, first: string): Promise<T[]> {
-  const out: T[] = [];
-  let next: string | undefined = first;
-  while (next) {
-    const page: { items: T[]; next?: string } = await okta.get<T[]>(next);
-    out.push(...page.items);
-    next = page.next;
-  }
-  return out;
 }
 
 async function scimUsers(scim: ScimClient): Promise<(ScimUser & { externalId?: string })[]> {
@@ -49,7 +39,7 @@ export async function reconcile(o: {
     bag[k] = (bag[k] ?? 0) + 1;
   };
   const appUsers = new Map(
-    (await allPages<OktaAppUser>(o.okta, `/api/v1/apps/${o.appId}/users?limit=500&expand=user`)).map((u) => [
+    (await o.okta.getAll<OktaAppUser>(`/api/v1/apps/${o.appId}/users?limit=500&expand=user`)).map((u) => [
       u.id,
       u,
     ]),
@@ -59,47 +49,27 @@ export async function reconcile(o: {
   // Every assigned user, and every user the app has that Okta no longer assigns (to deactivate).
   const subjects = [...new Set([...appUsers.keys(), ...existing.keys()])];
   const scimIds = new Map<string, string>();
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(o.concurrency, subjects.length) }, async () => {
-      while (i < subjects.length) {
-        const id = subjects[i++]!;
-        try {
-          const r = await applyUser(o.scim, id, appUsers.get(id), existing.get(id), `${run}:${id}`);
-          if (r.scimId) scimIds.set(id, r.scimId);
-          count(result.users, r.outcome);
-        } catch (err) {
-          if (!(err instanceof Refused)) throw err;
-          result.refused.push({ subject: id, reason: err.message });
-        }
-      }
-    }),
-  );
-  const mappings = (
-    await o.okta.get<{ sourceGroupId: string; status: string }[]>(
-      `/api/v1/apps/${o.appId}/group-push/mappings`,
-    )
-  ).items;
-  for (const m of mappings.filter((x) => x.status === "ACTIVE")) {
-    const group = (await o.okta.get<{ profile: { name: string } }>(`/api/v1/groups/${m.sourceGroupId}`))
-      .items;
-    const members = await allPages<{ id: string }>(
-      o.okta,
-      `/api/v1/groups/${m.sourceGroupId}/users?limit=1000`,
-    );
-    const ids = members
-      .map((u) => u.id)
+  await pool(subjects, o.concurrency, async (id) => {
+    try {
+      const r = await applyUser(o.scim, id, appUsers.get(id), existing.get(id), `${run}:${id}`);
+      if (r.scimId) scimIds.set(id, r.scimId);
+      count(result.users, r.outcome);
+    } catch (err) {
+      if (!(err instanceof Refused)) throw err;
+      result.refused.push({ subject: id, reason: err.message });
+    }
+  });
+  for (const groupId of await o.okta.pushedGroups(o.appId)) {
+    const { name, memberIds } = await o.okta.groupWithMembers(groupId);
+    const ids = memberIds
       .filter((id) => appUsers.has(id))
       .map((id) => scimIds.get(id))
       .filter((x): x is string => x !== undefined);
     try {
-      count(
-        result.groups,
-        await applyGroup(o.scim, m.sourceGroupId, group.profile.name, ids, `${run}:${m.sourceGroupId}`),
-      );
+      count(result.groups, await applyGroup(o.scim, groupId, name, ids, `${run}:${groupId}`));
     } catch (err) {
       if (!(err instanceof Refused)) throw err;
-      result.refused.push({ subject: m.sourceGroupId, reason: err.message });
+      result.refused.push({ subject: groupId, reason: err.message });
     }
   }
   o.logger.info({ ...result, refused: result.refused.length }, "reconciled the app with Okta");

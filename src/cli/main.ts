@@ -11,7 +11,7 @@ import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { createOktaSim } from "../okta-sim/server.js";
 import { genCert } from "./gen-cert.js";
-import { startNode } from "./node.js";
+import { agentScimTarget, startNode } from "./node.js";
 
 const USAGE = `usage: provisiond [command]
 
@@ -107,21 +107,17 @@ async function runReconcile(): Promise<number> {
     );
   const logger = createLogger({ nodeId: cfg.nodeId, level: cfg.logLevel });
   const metrics = new Metrics(cfg.nodeId);
-  let token = a.scimToken ?? cfg.auth.bearerTokens[0];
+  let token = cfg.auth.bearerTokens[0];
   if (!token && cfg.auth.generatedTokenFile && existsSync(cfg.auth.generatedTokenFile))
     token = readFileSync(cfg.auth.generatedTokenFile, "utf8").trim();
   const okta = new OktaClient(a.orgUrl!, a.apiToken!, metrics, logger);
   // Run by hand it is a plain SCIM client: no fencing token, so a running primary is never shut out by it.
   const scim = new ScimClient({
-    baseUrl: a.scimUrl ?? `${cfg.tls ? "https" : "http"}://127.0.0.1:${cfg.scim.port}/scim/v2`,
-    authorization: token ? `Bearer ${token}` : "",
+    ...agentScimTarget(cfg, cfg.scim.port, token),
     logger,
     metrics,
     mayWrite: () => true,
     term: () => undefined,
-    ...(a.scimCaFile || (!a.scimUrl && cfg.tls)
-      ? { tls: { ca: readFileSync(a.scimCaFile ?? cfg.tls!.certFile) } }
-      : {}),
   });
   try {
     const r = await reconcile({ okta, scim, appId: a.appId!, concurrency: a.concurrency, logger });

@@ -62,6 +62,21 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
   });
 }
 
+/**
+ * Where the agent's SCIM requests go: the configured connector, or this node's own on loopback (trusting its
+ * own certificate when it serves TLS).
+ */
+export function agentScimTarget(cfg: Config, port: number, token: string | undefined) {
+  const a = cfg.agent;
+  const ca = a.scimCaFile ?? (!a.scimUrl && cfg.tls ? cfg.tls.certFile : undefined);
+  const t = a.scimToken ?? token;
+  return {
+    baseUrl: a.scimUrl ?? `${cfg.tls ? "https" : "http"}://127.0.0.1:${port}/scim/v2`,
+    authorization: t ? `Bearer ${t}` : "",
+    ...(ca ? { tls: { ca: readFileSync(ca) } } : {}),
+  };
+}
+
 /** The cluster side of a node: election, cursor and dead letters in etcd, or local files when standalone. */
 function startCluster(cfg: Config, logger: Logger, metrics: Metrics) {
   const stops: (() => Promise<void>)[] = [];
@@ -232,20 +247,13 @@ export async function startNode(
   if (cluster.election) await cluster.election.start();
   if (cfg.agent.source !== "none") {
     const a = cfg.agent;
-    const ownToken = bearerTokens[0];
-    const scimToken = a.scimToken ?? ownToken;
-    const scimBase = a.scimUrl ?? `${cfg.tls ? "https" : "http"}://127.0.0.1:${scimAddr.port}/scim/v2`;
     const okta = new OktaClient(a.orgUrl!, a.apiToken!, metrics, logger.child({ component: "okta" }));
     const scim = new ScimClient({
-      baseUrl: scimBase,
-      authorization: scimToken ? `Bearer ${scimToken}` : "",
+      ...agentScimTarget(cfg, scimAddr.port, bearerTokens[0]),
       logger: logger.child({ component: "agent-scim" }),
       metrics,
       mayWrite: () => runner?.isPrimary() ?? false,
       term: () => cluster.election?.term,
-      ...(a.scimCaFile || (!a.scimUrl && cfg.tls)
-        ? { tls: { ca: readFileSync(a.scimCaFile ?? cfg.tls!.certFile) } }
-        : {}),
     });
     runner = new AgentRunner(
       (hooks) =>

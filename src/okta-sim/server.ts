@@ -51,6 +51,23 @@ function parseLogFilter(filter: string): ((e: LogEvent) => boolean) | undefined 
   return (e) => tests.some((t) => t(e));
 }
 
+/**
+ * Okta's cursor paging: items in code-unit order of their id (the order the `after` comparison uses;
+ * localeCompare would disagree on case), the page after `after`, and the cursor of the next page if any.
+ */
+function pageAfter<T>(
+  items: T[],
+  id: (t: T) => string,
+  after: string | undefined,
+  limit: number,
+): { page: T[]; next?: string } {
+  const all = [...items].sort((a, b) => (id(a) < id(b) ? -1 : id(a) > id(b) ? 1 : 0));
+  const start = after ? all.findIndex((t) => id(t) > after) : 0;
+  if (start < 0) return { page: [] };
+  const page = all.slice(start, start + limit);
+  return start + limit < all.length ? { page, next: id(page[page.length - 1]!) } : { page };
+}
+
 function link(res: Response, links: [string, string][]): void {
   res.setHeader(
     "Link",
@@ -140,17 +157,10 @@ export function createOktaSim(opts: SimOptions): {
       );
     const q = req.query as Record<string, string | undefined>;
     const limit = Math.min(500, Math.max(1, Number(q.limit ?? 50) || 50));
-    // Code-unit order, the same order the `after` comparison below uses (localeCompare would disagree on case).
-    const all = [...org.appUsers.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const start = q.after ? all.findIndex((u) => u.id > q.after!) : 0;
-    const page = start < 0 ? [] : all.slice(start, start + limit);
+    const { page, next } = pageAfter([...org.appUsers.values()], (u) => u.id, q.after, limit);
     const links: [string, string][] = [[`${base(req)}${req.originalUrl}`, "self"]];
-    if (start >= 0 && start + limit < all.length) {
-      const p = new URLSearchParams({
-        ...(q as Record<string, string>),
-        after: page[page.length - 1]!.id,
-        limit: String(limit),
-      });
+    if (next) {
+      const p = new URLSearchParams({ ...(q as Record<string, string>), after: next, limit: String(limit) });
       links.push([`${base(req)}/api/v1/apps/${opts.appId}/users?${p}`, "next"]);
     }
     link(res, links);
@@ -187,14 +197,8 @@ export function createOktaSim(opts: SimOptions): {
       return oktaError(res, 404, "E0000007", `Not found: Resource not found: ${req.params.id} (UserGroup)`);
     const q = req.query as Record<string, string | undefined>;
     const limit = Math.min(1000, Math.max(1, Number(q.limit ?? 1000) || 1000));
-    const all = [...g.members].sort();
-    const start = q.after ? all.findIndex((id) => id > q.after!) : 0;
-    const page = start < 0 ? [] : all.slice(start, start + limit);
-    if (start >= 0 && start + limit < all.length) {
-      link(res, [
-        [`${base(req)}/api/v1/groups/${g.id}/users?limit=${limit}&after=${page[page.length - 1]}`, "next"],
-      ]);
-    }
+    const { page, next } = pageAfter([...g.members], (id) => id, q.after, limit);
+    if (next) link(res, [[`${base(req)}/api/v1/groups/${g.id}/users?limit=${limit}&after=${next}`, "next"]]);
     res.json(page.map((id) => org.users.get(id)));
   });
 

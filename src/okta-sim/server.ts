@@ -52,20 +52,23 @@ function parseLogFilter(filter: string): ((e: LogEvent) => boolean) | undefined 
 }
 
 /**
- * Okta's cursor paging: items in code-unit order of their id (the order the `after` comparison uses;
- * localeCompare would disagree on case), the page after `after`, and the cursor of the next page if any.
+ * Okta's cursor paging over ids in code-unit order (the order the `after` comparison uses; localeCompare would
+ * disagree on case): the page after `after`, found by binary search, and the cursor of the next page if any.
  */
-function pageAfter<T>(
-  items: T[],
-  id: (t: T) => string,
+function pageAfter(
+  sorted: readonly string[],
   after: string | undefined,
   limit: number,
-): { page: T[]; next?: string } {
-  const all = [...items].sort((a, b) => (id(a) < id(b) ? -1 : id(a) > id(b) ? 1 : 0));
-  const start = after ? all.findIndex((t) => id(t) > after) : 0;
-  if (start < 0) return { page: [] };
-  const page = all.slice(start, start + limit);
-  return start + limit < all.length ? { page, next: id(page[page.length - 1]!) } : { page };
+): { page: string[]; next?: string } {
+  let lo = 0;
+  let hi = sorted.length;
+  while (after !== undefined && lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! > after) hi = mid;
+    else lo = mid + 1;
+  }
+  const page = sorted.slice(lo, lo + limit);
+  return lo + limit < sorted.length ? { page, next: page[page.length - 1]! } : { page };
 }
 
 function link(res: Response, links: [string, string][]): void {
@@ -157,7 +160,8 @@ export function createOktaSim(opts: SimOptions): {
       );
     const q = req.query as Record<string, string | undefined>;
     const limit = Math.min(500, Math.max(1, Number(q.limit ?? 50) || 50));
-    const { page, next } = pageAfter([...org.appUsers.values()], (u) => u.id, q.after, limit);
+    const { page: ids, next } = pageAfter(org.sortedAppUserIds(), q.after, limit);
+    const page = ids.map((id) => org.appUsers.get(id)!);
     const links: [string, string][] = [[`${base(req)}${req.originalUrl}`, "self"]];
     if (next) {
       const p = new URLSearchParams({ ...(q as Record<string, string>), after: next, limit: String(limit) });
@@ -197,7 +201,7 @@ export function createOktaSim(opts: SimOptions): {
       return oktaError(res, 404, "E0000007", `Not found: Resource not found: ${req.params.id} (UserGroup)`);
     const q = req.query as Record<string, string | undefined>;
     const limit = Math.min(1000, Math.max(1, Number(q.limit ?? 1000) || 1000));
-    const { page, next } = pageAfter([...g.members], (id) => id, q.after, limit);
+    const { page, next } = pageAfter([...g.members].sort(), q.after, limit);
     if (next) link(res, [[`${base(req)}/api/v1/groups/${g.id}/users?limit=${limit}&after=${next}`, "next"]]);
     res.json(page.map((id) => org.users.get(id)));
   });

@@ -67,6 +67,13 @@ export class OktaOrg {
   readonly pushed = new Map<string, { id: string; sourceGroupId: string; status: "ACTIVE" | "INACTIVE" }>();
   readonly events: LogEvent[] = [];
   private lastPublished = 0;
+  /** App-user ids in code-unit order, kept until the next assignment change: paging reads it per page. */
+  private appUserOrder: string[] | undefined;
+
+  sortedAppUserIds(): string[] {
+    this.appUserOrder ??= [...this.appUsers.keys()].sort();
+    return this.appUserOrder;
+  }
 
   constructor(
     readonly appId: string,
@@ -151,6 +158,7 @@ export class OktaOrg {
       credentials: { userName: u.profile.login },
       profile: this.appProfile(u),
     };
+    if (!this.appUsers.has(u.id)) this.appUserOrder = undefined;
     this.appUsers.set(u.id, au);
     this.everAssigned.add(u.id);
     this.record("application.user_membership.add", "Add user to application membership", [
@@ -163,6 +171,7 @@ export class OktaOrg {
   unassign(userId: string): void {
     const u = this.user(userId);
     if (!this.appUsers.delete(userId)) throw new SimError(404, `user ${userId} is not assigned`);
+    this.appUserOrder = undefined;
     this.record("application.user_membership.remove", "Remove user from application membership", [
       this.userTarget(u),
       this.appTarget(),

@@ -10,8 +10,6 @@ import {
   FencingRejected,
   IdempotencyKeyReused,
   IdempotencyRace,
-  Replayed,
-  type StoredResponse,
   type WriteGuard,
 } from "../../store/guards.js";
 import type { AppStore } from "../../store/index.js";
@@ -26,6 +24,7 @@ import type { UserService } from "../users.js";
 import { authMiddleware } from "./auth.js";
 import { discoveryRouter } from "./discovery.js";
 import { baseUrlOf, send, sendScim } from "./respond.js";
+import { type Endpoint, runWrite, type WriteMethod, writeOp } from "./writes.js";
 
 export interface ScimAppOptions {
   auth: AuthConfig;
@@ -155,33 +154,15 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
     res.locals.route = route;
     next();
   };
-  /**
-   * Runs a write and answers it. An agent's write carries an Idempotency-Key and a fencing token; the response
-   * it gets is the one recorded with the key, so a replay answers byte for byte the same.
-   */
-  const write = async <T>(
-    req: Request,
-    res: Response,
-    run: (ctx: RequestContext) => Promise<T>,
-    respond: (out: T) => StoredResponse,
-  ) => {
+  const services = { users, groups };
+  /** Runs a route's write and answers it (see writes.ts for how an agent's write is recorded). */
+  const write = async (req: Request, res: Response, method: WriteMethod, endpoint: Endpoint, id?: string) => {
     const ctx = ctxOf(req, res);
     const guard = guardOf(req);
-    if (guard) ctx.guard = { ...guard, respond: (out) => respond(out as T) };
-    try {
-      send(res, respond(await run(ctx)));
-    } catch (err) {
-      // A race with a concurrent request holding the same key: the winner's answer is the one to give.
-      const replay =
-        err instanceof Replayed
-          ? err.response
-          : err instanceof IdempotencyRace
-            ? (await deps.store.findIdempotent(err.key))?.response
-            : undefined;
-      if (!replay) throw err;
-      metrics.idempotentReplays.inc();
-      send(res, replay, { "Idempotent-Replayed": "true" });
-    }
+    const body = method === "DELETE" ? undefined : bodyOf(req);
+    const op = writeOp(services, opts.limits, method, endpoint, id, body, queryParams(req));
+    const { response, replayed } = await runWrite(op, ctx, guard, deps.store, metrics);
+    send(res, response, replayed ? { "Idempotent-Replayed": "true" } : {});
   };
   const methodNotAllowed = (_req: Request, _res: Response) => {
     throw new ScimError(405, undefined, "method not allowed on this endpoint");
@@ -202,21 +183,7 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
           await svc.list(readListParams(queryParams(req), opts.limits, false), ctxOf(req, res)),
         );
       })
-      .post((req, res) =>
-        write(
-          req,
-          res,
-          (ctx) => svc.create(bodyOf(req), ctx, projectionOf(rs, req)),
-          (out) => ({
-            status: 201,
-            headers: {
-              ETag: etagOf(out.version),
-              Location: (out.resource.meta as { location: string }).location,
-            },
-            body: out.resource,
-          }),
-        ),
-      )
+      .post((req, res) => write(req, res, "POST", endpoint))
       .all(methodNotAllowed);
     scim
       .route(`${endpoint}/.search`)
@@ -236,45 +203,9 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
         }
         sendScim(res, 200, out.resource, { ETag: etagOf(out.version) });
       })
-      .put((req, res) =>
-        write(
-          req,
-          res,
-          (ctx) => svc.replace(String(req.params.id), bodyOf(req), ctx, projectionOf(rs, req)),
-          (out) => ({ status: 200, headers: { ETag: etagOf(out.version) }, body: out.resource }),
-        ),
-      )
-      .patch((req, res) => {
-        const id = String(req.params.id);
-        if (svc === groups) {
-          // Groups answer 204 unless the client asks for attributes: a big group's members are not echoed.
-          const q = queryParams(req);
-          const wantsBody = q.attributes !== undefined || q.excludedAttributes !== undefined;
-          return write(
-            req,
-            res,
-            (ctx) => groups.patch(id, bodyOf(req), ctx, wantsBody ? projectionOf(rs, req) : undefined),
-            (out) =>
-              out.resource
-                ? { status: 200, headers: { ETag: etagOf(out.version) }, body: out.resource }
-                : { status: 204, headers: { ETag: etagOf(out.version) } },
-          );
-        }
-        return write(
-          req,
-          res,
-          (ctx) => users.patch(id, bodyOf(req), ctx, projectionOf(rs, req)),
-          (out) => ({ status: 200, headers: { ETag: etagOf(out.version) }, body: out.resource }),
-        );
-      })
-      .delete((req, res) =>
-        write(
-          req,
-          res,
-          (ctx) => svc.delete(String(req.params.id), ctx),
-          () => ({ status: 204, headers: {} }),
-        ),
-      )
+      .put((req, res) => write(req, res, "PUT", endpoint, String(req.params.id)))
+      .patch((req, res) => write(req, res, "PATCH", endpoint, String(req.params.id)))
+      .delete((req, res) => write(req, res, "DELETE", endpoint, String(req.params.id)))
       .all(methodNotAllowed);
   }
 
@@ -351,43 +282,46 @@ async function rootSearch(p: ListParams, ctx: RequestContext, users: UserService
   };
 }
 
+/** The RFC 7644 error for anything a request or a bulk operation throws; unexpected errors are logged once. */
+export function toScimError(err: unknown, metrics: Metrics, log: Logger): ScimError {
+  const bodyErr = err as { type?: string; status?: number; limit?: number };
+  if (err instanceof ScimError) return err;
+  if (err instanceof FencingRejected) {
+    metrics.fencingRejections.inc();
+    return new ScimError(
+      409,
+      undefined,
+      `${err.message}: this request comes from a deposed primary and was not applied`,
+    );
+  }
+  if (err instanceof IdempotencyKeyReused) return new ScimError(422, "invalidValue", err.message);
+  if (err instanceof IdempotencyRace)
+    return new ScimError(409, undefined, `${err.message}; retry to get its answer`);
+  if (err instanceof UniqueViolation) return conflict("the resource clashes with an existing one");
+  if (err instanceof StoreUnavailable) {
+    return new ScimError(503, undefined, `${err.message}; retry later`, {
+      "Retry-After": String(err.retryAfterSeconds),
+    });
+  }
+  if (bodyErr?.type === "entity.too.large")
+    return new ScimError(413, undefined, `the request body is larger than ${bodyErr.limit} bytes`);
+  if (bodyErr?.type === "entity.parse.failed")
+    return badRequest("invalidSyntax", "the request body is not valid JSON");
+  if (bodyErr?.type === "encoding.unsupported" || bodyErr?.type === "charset.unsupported")
+    return new ScimError(415, undefined, "unsupported body encoding or charset; send UTF-8 JSON");
+  if (bodyErr?.type === "request.aborted") return badRequest("invalidSyntax", "the request body was cut off");
+  log.error({ err }, "unexpected error");
+  return new ScimError(
+    500,
+    undefined,
+    "internal error; the request id in X-Request-Id identifies it in the logs",
+  );
+}
+
 function errorHandler(logger: Logger, metrics: Metrics) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    let e: ScimError;
-    const bodyErr = err as { type?: string; status?: number; limit?: number };
-    if (err instanceof ScimError) e = err;
-    else if (err instanceof FencingRejected) {
-      metrics.fencingRejections.inc();
-      e = new ScimError(
-        409,
-        undefined,
-        `${err.message}: this request comes from a deposed primary and was not applied`,
-      );
-    } else if (err instanceof IdempotencyKeyReused) e = new ScimError(422, "invalidValue", err.message);
-    else if (err instanceof IdempotencyRace)
-      e = new ScimError(409, undefined, `${err.message}; retry to get its answer`);
-    else if (err instanceof UniqueViolation) e = conflict("the resource clashes with an existing one");
-    else if (err instanceof StoreUnavailable) {
-      e = new ScimError(503, undefined, `${err.message}; retry later`, {
-        "Retry-After": String(err.retryAfterSeconds),
-      });
-    } else if (bodyErr?.type === "entity.too.large") {
-      e = new ScimError(413, undefined, `the request body is larger than ${bodyErr.limit} bytes`);
-    } else if (bodyErr?.type === "entity.parse.failed") {
-      e = badRequest("invalidSyntax", "the request body is not valid JSON");
-    } else if (bodyErr?.type === "encoding.unsupported" || bodyErr?.type === "charset.unsupported") {
-      e = new ScimError(415, undefined, "unsupported body encoding or charset; send UTF-8 JSON");
-    } else if (bodyErr?.type === "request.aborted") {
-      e = badRequest("invalidSyntax", "the request body was cut off");
-    } else {
-      // The request's own logger carries its request id; log once, through it when there is one.
-      ((req as Request & { log?: Logger }).log ?? logger).error({ err }, "unexpected error");
-      e = new ScimError(
-        500,
-        undefined,
-        "internal error; the request id in X-Request-Id identifies it in the logs",
-      );
-    }
+    // The request's own logger carries its request id; log through it when there is one.
+    const e = toScimError(err, metrics, (req as Request & { log?: Logger }).log ?? logger);
     if (res.headersSent) return;
     sendScim(res, e.status, e.toJSON(), e.headers);
   };

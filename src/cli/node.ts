@@ -163,6 +163,7 @@ export async function startNode(
       auth: cfg.auth,
       bearerTokens,
       maxBodyBytes: cfg.scim.maxBodyBytes,
+      bulkMaxOperations: cfg.scim.bulkMaxOperations,
       limits: { maxResults: cfg.scim.maxResults, maxFilterLength: cfg.scim.maxFilterLength },
       passwordSync: cfg.scim.passwordSync,
       ...(cfg.scim.publicBaseUrl ? { publicBaseUrl: cfg.scim.publicBaseUrl } : {}),

@@ -39,6 +39,8 @@ export interface Config {
     maxBodyBytes: number;
     maxResults: number;
     maxFilterLength: number;
+    /** Operations a /Bulk request may carry; 0 turns /Bulk off. */
+    bulkMaxOperations: number;
     passwordSync: boolean;
     /** How long agent Idempotency-Keys are remembered. */
     idempotencyRetentionHours: number;
@@ -484,6 +486,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
       maxBodyBytes: r.int("PROVISIOND_SCIM_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
       maxResults: r.int("PROVISIOND_SCIM_MAX_RESULTS", 1000, 1, 10_000),
       maxFilterLength: r.int("PROVISIOND_SCIM_MAX_FILTER_LENGTH", 4096, 64, 65_536),
+      bulkMaxOperations: r.int("PROVISIOND_SCIM_BULK_MAX_OPERATIONS", 1000, 0, 10_000),
       passwordSync: r.bool("PROVISIOND_PASSWORD_SYNC", false),
       idempotencyRetentionHours: r.int("PROVISIOND_IDEMPOTENCY_RETENTION_HOURS", 168, 1, 24 * 366),
     },

@@ -53,6 +53,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly scimBulkOperations = new Counter({
+    name: "provisiond_scim_bulk_operations_total",
+    help: "Operations of /Bulk requests, by method, resource endpoint and status",
+    labelNames: ["method", "route", "status"] as const,
+    registers: [this.registry],
+  });
+
   readonly idempotentReplays = new Counter({
     name: "provisiond_idempotent_replays_total",
     help: "Writes answered from the idempotency record instead of being applied again",

@@ -2,6 +2,7 @@
 
 import { UniqueViolation } from "../store/errors.js";
 import { compileUserFilter, userSortExpr } from "../store/filter-sql.js";
+import { IdempotencyKeyReused, type StoredResponse, type WriteGuard } from "../store/guards.js";
 import type { AppStore } from "../store/index.js";
 import type { UserRecord } from "../store/users.js";
 import type { Resource } from "./attribute-path.js";
@@ -21,6 +22,23 @@ export interface Written {
 }
 
 export const MAX_KEY_LENGTH = 255;
+
+/** One create of a batch, with its own context (request id, audit) and guard. */
+export interface BatchItem {
+  body: unknown;
+  ctx: RequestContext;
+  guard?: Omit<WriteGuard, "respond"> | undefined;
+}
+
+export type BatchOutcome = { response: StoredResponse; replayed: boolean } | { error: unknown };
+
+/** A batch that cannot be decided as one (a key twice, or a concurrent writer took a key or a userName). */
+export class BatchConflict extends Error {
+  constructor(reason: string) {
+    super(`the batch must run one by one: ${reason}`);
+    this.name = "BatchConflict";
+  }
+}
 
 function checkColumns(doc: Resource): void {
   if (String(doc.userName).length > MAX_KEY_LENGTH)
@@ -144,6 +162,106 @@ export class UserService {
       if (err instanceof UniqueViolation) throw takenUserName(resource);
       throw err;
     }
+  }
+
+  /**
+   * Creates many users in one transaction with a few multi-row statements (the /Bulk fast path). Each item
+   * fails or succeeds as a POST of its own would: bad input, a taken userName or a reused key is that item's
+   * error, and a key applied before answers with its recorded response. A clash it cannot decide here (a key
+   * twice in the batch, or a concurrent writer) throws BatchConflict, and nothing of the batch is written.
+   */
+  async createMany(
+    items: BatchItem[],
+    projection: Projection,
+    respond: (w: Written) => StoredResponse,
+  ): Promise<BatchOutcome[]> {
+    const out: BatchOutcome[] = new Array(items.length);
+    const now = new Date().toISOString();
+    const ready: { i: number; item: BatchItem; doc: Resource; password?: string; hash?: string }[] = [];
+    for (const [i, item] of items.entries()) {
+      try {
+        const { resource, password } = normalizeBody(this.rs, item.body);
+        checkRequired(this.rs, resource);
+        checkColumns(resource);
+        const hash = await this.passwordHash(password);
+        ready.push({
+          i,
+          item,
+          doc: resource,
+          ...(password !== undefined ? { password } : {}),
+          ...(hash ? { hash } : {}),
+        });
+      } catch (err) {
+        out[i] = { error: err };
+      }
+    }
+    const keys = ready.flatMap((r) => (r.item.guard?.idempotencyKey ? [r.item.guard.idempotencyKey] : []));
+    if (new Set(keys).size !== keys.length) throw new BatchConflict("an Idempotency-Key appears twice");
+    const token = items.find((x) => x.guard?.fencingToken !== undefined)?.guard?.fencingToken;
+    try {
+      await this.store.runBatch("users.createMany", token, async (tx) => {
+        const recorded = await tx.guards.findMany(keys);
+        const taken = await tx.users.takenUserNames(ready.map((r) => String(r.doc.userName).toLowerCase()));
+        const writes: ((typeof ready)[number] & { id: string; response: StoredResponse })[] = [];
+        for (const r of ready) {
+          const g = r.item.guard;
+          const hit = g?.idempotencyKey ? recorded.get(g.idempotencyKey) : undefined;
+          if (hit && g?.idempotencyKey) {
+            out[r.i] =
+              hit.signature === g.signature
+                ? { response: hit.response, replayed: true }
+                : { error: new IdempotencyKeyReused(g.idempotencyKey, hit.signature) };
+            continue;
+          }
+          const nameCi = String(r.doc.userName).toLowerCase();
+          if (taken.has(nameCi)) {
+            out[r.i] = { error: takenUserName(r.doc) };
+            continue;
+          }
+          taken.add(nameCi);
+          const id = crypto.randomUUID();
+          const rec = { seq: 0, id, created: now, lastModified: now, version: 1, doc: r.doc };
+          const response = respond({
+            resource: projection.apply(render(this.rs, rec, r.item.ctx.baseUrl)),
+            version: 1,
+          });
+          writes.push({ ...r, id, response });
+          out[r.i] = { response, replayed: false };
+        }
+        await tx.guards.recordMany(
+          writes.flatMap((w) =>
+            w.item.guard?.idempotencyKey
+              ? [
+                  {
+                    key: w.item.guard.idempotencyKey,
+                    signature: w.item.guard.signature,
+                    fencingToken: token,
+                    response: w.response,
+                  },
+                ]
+              : [],
+          ),
+          now,
+        );
+        await tx.users.insertMany(
+          writes.map((w) => ({ id: w.id, doc: w.doc, now, ...(w.hash ? { passwordHash: w.hash } : {}) })),
+        );
+        await tx.audit.recordMany(
+          writes.map((w) => ({
+            ...auditBase(w.item.ctx, now),
+            idempotencyKey: w.item.guard?.idempotencyKey,
+            action: "create" as const,
+            resourceType: "User" as const,
+            resourceId: w.id,
+            attributes: [...Object.keys(w.doc), ...(w.password !== undefined ? ["password"] : [])].sort(),
+          })),
+        );
+      });
+    } catch (err) {
+      if (err instanceof UniqueViolation) throw new BatchConflict(err.message);
+      throw err;
+    }
+    return out;
   }
 
   /** Loads the user for writing, checks If-Match, writes `next`, audits, and renders the result. */

@@ -1,5 +1,5 @@
 /** The audit trail: who changed which resource, when, with which request id. It records attribute names only. */
-import type { Queryable } from "./db.js";
+import { insertRows, type Queryable } from "./db.js";
 
 export interface AuditEntry {
   at: string;
@@ -18,19 +18,28 @@ export class AuditRepo {
   constructor(private readonly q: Queryable) {}
 
   async record(e: AuditEntry): Promise<void> {
-    await this.q.run(
-      "INSERT INTO scim_audit (at, request_id, actor, client, action, resource_type, resource_id, attributes, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      [
-        e.at,
-        e.requestId?.slice(0, 128) ?? null,
-        e.actor.slice(0, 255),
-        e.client?.slice(0, 255) ?? null,
-        e.action,
-        e.resourceType,
-        e.resourceId,
-        JSON.stringify(e.attributes),
-        e.idempotencyKey ?? null,
-      ],
+    await this.recordMany([e]);
+  }
+
+  async recordMany(entries: AuditEntry[]): Promise<void> {
+    await insertRows(
+      this.q,
+      "INSERT INTO scim_audit (at, request_id, actor, client, action, resource_type, resource_id, attributes, idempotency_key)",
+      entries.map(row),
     );
   }
+}
+
+function row(e: AuditEntry): unknown[] {
+  return [
+    e.at,
+    e.requestId?.slice(0, 128) ?? null,
+    e.actor.slice(0, 255),
+    e.client?.slice(0, 255) ?? null,
+    e.action,
+    e.resourceType,
+    e.resourceId,
+    JSON.stringify(e.attributes),
+    e.idempotencyKey ?? null,
+  ];
 }

@@ -36,3 +36,15 @@ export class DeadlineExceeded extends Error {
 export function checkDeadline(opts: TxOptions | undefined): void {
   if (opts?.deadline !== undefined && Date.now() > opts.deadline) throw new DeadlineExceeded();
 }
+
+/** Rows per multi-row INSERT: well under SQLite's bound-parameter limit and MySQL's packet size. */
+const ROWS_PER_INSERT = 200;
+
+/** Runs `${head} VALUES (…), (…)` for `rows` (each a list of bound values), ROWS_PER_INSERT at a time. */
+export async function insertRows(q: Queryable, head: string, rows: unknown[][]): Promise<void> {
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    const chunk = rows.slice(i, i + ROWS_PER_INSERT);
+    const tuple = `(${chunk[0]!.map(() => "?").join(", ")})`;
+    await q.run(`${head} VALUES ${chunk.map(() => tuple).join(", ")}`, chunk.flat());
+  }
+}

@@ -6,7 +6,7 @@
  *    nothing, so replays after a failover are harmless.
  * Plain SCIM clients (Okta's agent, Entra) send neither header and are not affected.
  */
-import type { Dialect, Queryable } from "./db.js";
+import { type Dialect, insertRows, type Queryable } from "./db.js";
 import { UniqueViolation } from "./errors.js";
 
 export interface StoredResponse {
@@ -60,6 +60,9 @@ export class IdempotencyRace extends Error {
   }
 }
 
+/** Keys per `IN (…)` lookup. */
+const CHUNK = 500;
+
 interface IdemRow {
   request_sig: string;
   status: number;
@@ -102,6 +105,43 @@ export class GuardRepo {
     const r = rows[0];
     if (!r) return undefined;
     return { signature: r.request_sig, response: JSON.parse(r.response) as StoredResponse };
+  }
+
+  /** The recorded requests among `keys`. */
+  async findMany(keys: string[]): Promise<Map<string, { signature: string; response: StoredResponse }>> {
+    const out = new Map<string, { signature: string; response: StoredResponse }>();
+    for (let i = 0; i < keys.length; i += CHUNK) {
+      const chunk = keys.slice(i, i + CHUNK);
+      const rows = await this.q.all<IdemRow & { idem_key: string }>(
+        `SELECT idem_key, request_sig, status, response FROM provisiond_idempotency WHERE idem_key IN (${chunk.map(() => "?").join(", ")})`,
+        chunk,
+      );
+      for (const r of rows)
+        out.set(r.idem_key, { signature: r.request_sig, response: JSON.parse(r.response) as StoredResponse });
+    }
+    return out;
+  }
+
+  /**
+   * Claims and records many keys at once, for a batch whose responses are known before it writes. Like claim,
+   * a concurrent request with one of these keys waits on its row; a key taken meanwhile is a UniqueViolation.
+   */
+  async recordMany(
+    rows: { key: string; signature: string; fencingToken: number | undefined; response: StoredResponse }[],
+    now: string,
+  ): Promise<void> {
+    await insertRows(
+      this.q,
+      "INSERT INTO provisiond_idempotency (idem_key, request_sig, status, response, fencing_token, created_at)",
+      rows.map((r) => [
+        r.key,
+        r.signature,
+        r.response.status,
+        JSON.stringify(r.response),
+        r.fencingToken ?? null,
+        now,
+      ]),
+    );
   }
 
   async checkReplay(guard: WriteGuard): Promise<void> {

@@ -94,25 +94,48 @@ export class AppStore {
     fn: (tx: StoreTx) => Promise<T>,
     opts: { readOnly?: boolean; guard?: WriteGuard | undefined } = {},
   ): Promise<T> {
-    const end = this.metrics.storeQueryDuration.startTimer({ operation });
     const guard = opts.guard;
+    return this.transact(operation, guard?.fencingToken, opts.readOnly ?? false, async (tx) => {
+      if (guard) {
+        await tx.guards.checkReplay(guard);
+        await tx.guards.claim(guard, new Date().toISOString());
+      }
+      const out = await fn(tx);
+      if (guard) await tx.guards.record(guard, guard.respond(out));
+      return out;
+    });
+  }
+
+  /**
+   * Runs a batch of writes in one transaction behind one fencing check, whose shared lock covers them all until
+   * commit. The batch keeps its own idempotency records (GuardRepo.findMany and recordMany).
+   */
+  async runBatch<T>(
+    operation: string,
+    fencingToken: number | undefined,
+    fn: (tx: StoreTx) => Promise<T>,
+  ): Promise<T> {
+    return this.transact(operation, fencingToken, false, fn);
+  }
+
+  private async transact<T>(
+    operation: string,
+    fencingToken: number | undefined,
+    readOnly: boolean,
+    fn: (tx: StoreTx) => Promise<T>,
+  ): Promise<T> {
+    const end = this.metrics.storeQueryDuration.startTimer({ operation });
     try {
-      if (guard?.fencingToken !== undefined && guard.fencingToken > this.fenceRaisedTo)
-        await this.raiseFence(guard.fencingToken);
+      if (fencingToken !== undefined && fencingToken > this.fenceRaisedTo)
+        await this.raiseFence(fencingToken);
       return await this.breaker.fire(() =>
         this.db.transaction(
           async (q) => {
             const tx = new StoreTx(q, this.db, this.userSchema, this.custom);
-            if (guard?.fencingToken !== undefined) await tx.guards.checkFence(guard.fencingToken);
-            if (guard) {
-              await tx.guards.checkReplay(guard);
-              await tx.guards.claim(guard, new Date().toISOString());
-            }
-            const out = await fn(tx);
-            if (guard) await tx.guards.record(guard, guard.respond(out));
-            return out;
+            if (fencingToken !== undefined) await tx.guards.checkFence(fencingToken);
+            return fn(tx);
           },
-          { readOnly: opts.readOnly ?? false, deadline: Date.now() + this.breaker.opts.timeoutMs },
+          { readOnly, deadline: Date.now() + this.breaker.opts.timeoutMs },
         ),
       );
     } finally {

@@ -2,7 +2,7 @@
 import type { Resource } from "../scim/attribute-path.js";
 import type { ResourceSchema } from "../scim/schema.js";
 import { indexRows } from "./attr-index.js";
-import type { Queryable } from "./db.js";
+import { insertRows, type Queryable } from "./db.js";
 import { type Sql, USER_COLUMN_ATTRS } from "./filter-sql.js";
 
 export interface UserRecord {
@@ -62,8 +62,6 @@ function str(v: unknown): string | null {
   return typeof v === "string" ? v : null;
 }
 
-const INSERT_CHUNK = 200;
-
 export class UserRepo {
   constructor(
     private readonly q: Queryable,
@@ -98,8 +96,8 @@ export class UserRepo {
     return rows[0] ? toRecord(rows[0]) : undefined;
   }
 
-  async insert(w: UserWrite): Promise<UserRecord> {
-    const cols = {
+  private row(w: UserWrite): Record<string, unknown> {
+    return {
       id: w.id,
       ...this.columns(w.doc),
       created: w.now,
@@ -108,13 +106,63 @@ export class UserRepo {
       doc: JSON.stringify(w.doc),
       password_hash: w.passwordHash ?? null,
     };
-    const names = Object.keys(cols);
+  }
+
+  async insert(w: UserWrite): Promise<UserRecord> {
+    const row = this.row(w);
+    const names = Object.keys(row);
     const res = await this.q.run(
       `INSERT INTO scim_users (${names.join(", ")}) VALUES (${names.map(() => "?").join(", ")})`,
-      Object.values(cols),
+      Object.values(row),
     );
-    await this.writeIndex(res.lastId, w.doc);
+    await this.writeIndex([{ seq: res.lastId, doc: w.doc }]);
     return { seq: res.lastId, id: w.id, created: w.now, lastModified: w.now, version: 1, doc: w.doc };
+  }
+
+  /** Inserts users with multi-row statements: a batch costs a few statements, not a few per user. */
+  async insertMany(ws: UserWrite[]): Promise<UserRecord[]> {
+    if (ws.length === 0) return [];
+    const rows = ws.map((w) => this.row(w));
+    const names = Object.keys(rows[0]!);
+    await insertRows(
+      this.q,
+      `INSERT INTO scim_users (${names.join(", ")})`,
+      rows.map((r) => Object.values(r)),
+    );
+    // Read the sequence numbers back: consecutive auto-increment values are not promised (MySQL 8's default
+    // innodb_autoinc_lock_mode interleaves concurrent inserts).
+    const seqs = new Map<string, number>();
+    for (let i = 0; i < ws.length; i += 500) {
+      const chunk = ws.slice(i, i + 500).map((w) => w.id);
+      const found = await this.q.all<{ seq: number; id: string }>(
+        `SELECT seq, id FROM scim_users WHERE id IN (${chunk.map(() => "?").join(", ")})`,
+        chunk,
+      );
+      for (const r of found) seqs.set(r.id, Number(r.seq));
+    }
+    await this.writeIndex(ws.map((w) => ({ seq: seqs.get(w.id)!, doc: w.doc })));
+    return ws.map((w) => ({
+      seq: seqs.get(w.id)!,
+      id: w.id,
+      created: w.now,
+      lastModified: w.now,
+      version: 1,
+      doc: w.doc,
+    }));
+  }
+
+  /** Which of these lowercased userNames are taken. */
+  async takenUserNames(namesCi: string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < namesCi.length; i += 500) {
+      const chunk = namesCi.slice(i, i + 500);
+      const rows = await this.q.all<{ user_name_ci: string }>(
+        `SELECT user_name_ci FROM scim_users WHERE user_name_ci IN (${chunk.map(() => "?").join(", ")})`,
+        chunk,
+      );
+      for (const r of rows) out.add(r.user_name_ci);
+    }
+    return out;
   }
 
   async update(current: UserRecord, w: UserWrite): Promise<UserRecord> {
@@ -131,19 +179,28 @@ export class UserRepo {
       current.seq,
     ]);
     await this.q.run("DELETE FROM scim_user_attrs WHERE owner = ?", [current.seq]);
-    await this.writeIndex(current.seq, w.doc);
+    await this.writeIndex([{ seq: current.seq, doc: w.doc }]);
     return { ...current, lastModified: w.now, version: current.version + 1, doc: w.doc };
   }
 
-  private async writeIndex(seq: number, doc: Resource): Promise<void> {
-    const rows = indexRows(this.rs, doc, USER_COLUMN_ATTRS);
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      const chunk = rows.slice(i, i + INSERT_CHUNK);
-      await this.q.run(
-        `INSERT INTO scim_user_attrs (owner, attr, pos, sub, v_str, v_ci, v_num) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
-        chunk.flatMap((r) => [seq, r.attr, r.pos, r.sub, r.vStr, r.vCi, r.vNum]),
+  private async writeIndex(owners: { seq: number; doc: Resource }[]): Promise<void> {
+    const rows = owners.flatMap(({ seq, doc }) =>
+      indexRows(this.rs, doc, USER_COLUMN_ATTRS).map((r) => [
+        seq,
+        r.attr,
+        r.pos,
+        r.sub,
+        r.vStr,
+        r.vCi,
+        r.vNum,
+      ]),
+    );
+    if (rows.length)
+      await insertRows(
+        this.q,
+        "INSERT INTO scim_user_attrs (owner, attr, pos, sub, v_str, v_ci, v_num)",
+        rows,
       );
-    }
   }
 
   /** Deletes the user and its memberships; groups that lose a member get a new version. */

@@ -22,6 +22,7 @@ import { etagOf, ifNoneMatchHolds } from "../render.js";
 import type { ResourceSchema } from "../schema.js";
 import type { UserService } from "../users.js";
 import { authMiddleware } from "./auth.js";
+import { bulkGuard, readBulkRequest, runBulk } from "./bulk.js";
 import { discoveryRouter } from "./discovery.js";
 import { baseUrlOf, send, sendScim } from "./respond.js";
 import { type Endpoint, runWrite, type WriteMethod, writeOp } from "./writes.js";
@@ -31,6 +32,8 @@ export interface ScimAppOptions {
   /** Configured tokens plus a generated one, if any. */
   bearerTokens: string[];
   maxBodyBytes: number;
+  /** Operations a /Bulk request may carry; 0 turns /Bulk off. */
+  bulkMaxOperations: number;
   limits: ListLimits;
   passwordSync: boolean;
   publicBaseUrl?: string;
@@ -210,6 +213,31 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
   }
 
   scim
+    .route("/Bulk")
+    .all(label("/Bulk"))
+    .post(async (req, res) => {
+      if (opts.bulkMaxOperations === 0)
+        throw new ScimError(
+          501,
+          undefined,
+          "bulk operations are turned off (PROVISIOND_SCIM_BULK_MAX_OPERATIONS=0)",
+        );
+      const guard = bulkGuard(req, guardOf(req));
+      const bulk = readBulkRequest(bodyOf(req), opts.bulkMaxOperations);
+      const log = (req as Request & { log?: Logger }).log ?? logger;
+      const out = await runBulk(bulk, ctxOf(req, res), guard, {
+        services,
+        store: deps.store,
+        metrics,
+        limits: opts.limits,
+        log,
+        toScimError: (err) => toScimError(err, metrics, log),
+      });
+      sendScim(res, 200, out);
+    })
+    .all(methodNotAllowed);
+
+  scim
     .route("/.search")
     .all(label("/.search"))
     .post(async (req, res) => {
@@ -230,6 +258,8 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
       [users.rs, groups.rs],
       {
         maxResults: opts.limits.maxResults,
+        bulkMaxOperations: opts.bulkMaxOperations,
+        maxBodyBytes: opts.maxBodyBytes,
         passwordSync: opts.passwordSync,
         basic: opts.auth.basic !== undefined,
         bearer: opts.bearerTokens.length > 0,

@@ -7,6 +7,8 @@ import { baseUrlOf, sendScim } from "./respond.js";
 
 export interface DiscoveryOptions {
   maxResults: number;
+  bulkMaxOperations: number;
+  maxBodyBytes: number;
   passwordSync: boolean;
   basic: boolean;
   bearer: boolean;
@@ -27,7 +29,11 @@ export function discoveryRouter(
     schemas: ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
     documentationUri: "https://datatracker.ietf.org/doc/html/rfc7644",
     patch: { supported: true },
-    bulk: { supported: false, maxOperations: 0, maxPayloadSize: 0 },
+    bulk: {
+      supported: opts.bulkMaxOperations > 0,
+      maxOperations: opts.bulkMaxOperations,
+      maxPayloadSize: opts.bulkMaxOperations > 0 ? opts.maxBodyBytes : 0,
+    },
     filter: { supported: true, maxResults: opts.maxResults },
     changePassword: { supported: opts.passwordSync },
     sort: { supported: true },

@@ -27,6 +27,14 @@ export interface Services {
   groups: GroupService;
 }
 
+export function createdResponse(w: Written): StoredResponse {
+  return {
+    status: 201,
+    headers: { ETag: etagOf(w.version), Location: (w.resource.meta as { location: string }).location },
+    body: w.resource,
+  };
+}
+
 const withEtag = (status: number, out: Written): StoredResponse => ({
   status,
   headers: { ETag: etagOf(out.version) },
@@ -55,14 +63,7 @@ export function writeOp(
   if (method === "POST") {
     return {
       run: (ctx) => svc.create(body, ctx, projection()),
-      respond: (out) => {
-        const w = out as Written;
-        return {
-          status: 201,
-          headers: { ETag: etagOf(w.version), Location: (w.resource.meta as { location: string }).location },
-          body: w.resource,
-        };
-      },
+      respond: (out) => createdResponse(out as Written),
     };
   }
   if (id === undefined) throw new ScimError(405, undefined, `${method} needs a resource id in the path`);

@@ -9,12 +9,21 @@ import type { Logger } from "pino";
 import type { Cursor, CursorValue } from "../cluster/cursor.js";
 import type { DeadLetters } from "../cluster/dead-letters.js";
 import type { Metrics } from "../observability/metrics.js";
-import { applyGroup, applyUser, findUser, findUsers, type OktaAppUser } from "./apply.js";
+import {
+  applyGroup,
+  applyUser,
+  findUser,
+  findUsers,
+  type OktaAppUser,
+  planUser,
+  type UserOutcome,
+  type UserPlan,
+} from "./apply.js";
 import { GROUP_EVENTS, logFilter, USER_EVENTS } from "./event-types.js";
 import type { OktaClient } from "./okta-client.js";
 import { pool } from "./pool.js";
 import { reconcile } from "./reconcile.js";
-import { Deposed, Refused, type ScimClient } from "./scim-client.js";
+import { type BulkResult, Deposed, Refused, type ScimClient } from "./scim-client.js";
 
 export interface LogEvent {
   uuid: string;
@@ -30,6 +39,8 @@ export interface AgentOptions {
   cursor: Cursor;
   deadLetters: DeadLetters;
   concurrency: number;
+  /** Writes per /Bulk request when the connector supports it (0: one request per write). */
+  bulkOperations: number;
   pollMs: number;
   pageSize: number;
   maxBatchEvents: number;
@@ -48,6 +59,33 @@ export interface AgentOptions {
 }
 
 const USER_TYPES = new Set<string>(USER_EVENTS);
+
+interface UserWork {
+  oktaId: string;
+  evs: LogEvent[];
+  /** The newest event about the user: the stem of its Idempotency-Keys. */
+  key: string;
+  plan: UserPlan;
+}
+
+/** Splits writes into bulks of at most `maxOps` operations and (with room for the envelope) `maxBytes`. */
+function bulkChunks(writes: UserWork[], maxOps: number, maxBytes: number): UserWork[][] {
+  const chunks: UserWork[][] = [];
+  let cur: UserWork[] = [];
+  let bytes = 0;
+  for (const w of writes) {
+    const size = JSON.stringify(w.plan.request).length + 64;
+    if (cur.length && (cur.length >= maxOps || bytes + size > maxBytes * 0.9)) {
+      chunks.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(w);
+    bytes += size;
+  }
+  if (cur.length) chunks.push(cur);
+  return chunks;
+}
 const GROUP_TYPES = new Set<string>(GROUP_EVENTS);
 
 export class Agent {
@@ -179,18 +217,59 @@ export class Agent {
     const appUsers = await this.readAppUsers([...users.keys()]);
     const existing = await findUsers(this.o.scim, [...users.keys()]);
     const scimIds = new Map<string, string>();
-    await pool([...users.entries()], this.o.concurrency, async ([oktaId, evs]) => {
+    const work: UserWork[] = [...users.entries()].map(([oktaId, evs]) => {
       const key = evs[evs.length - 1]!.uuid;
+      return { oktaId, evs, key, plan: planUser(oktaId, appUsers.get(oktaId), existing.get(oktaId), key) };
+    });
+    const done = (w: UserWork, r: { outcome: UserOutcome; scimId?: string | undefined }) => {
+      if (r.scimId) scimIds.set(w.oktaId, r.scimId);
+      this.markFirstApplied();
+      for (const e of w.evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: r.outcome });
+    };
+    // One request of its own decides a user exactly: a 409 converges, another 4xx is a dead letter, 5xx waits.
+    const alone = async (w: UserWork) => {
       try {
-        const r = await applyUser(this.o.scim, oktaId, appUsers.get(oktaId), existing.get(oktaId), key);
-        if (r.scimId) scimIds.set(oktaId, r.scimId);
-        this.markFirstApplied();
-        for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: r.outcome });
+        done(
+          w,
+          await applyUser(this.o.scim, w.oktaId, appUsers.get(w.oktaId), existing.get(w.oktaId), w.key),
+        );
       } catch (err) {
-        if (err instanceof Refused) return this.dead(evs, oktaId, err.message);
+        if (err instanceof Refused) return this.dead(w.evs, w.oktaId, err.message);
         throw err;
       }
-    });
+    };
+    for (const w of work) if (!w.plan.request) done(w, w.plan);
+    const writes = work.filter((w) => w.plan.request);
+    const limits =
+      this.o.bulkOperations > 0 && writes.length > 1 ? await this.o.scim.bulkLimits() : undefined;
+    if (!limits) await pool(writes, this.o.concurrency, alone);
+    else {
+      const chunks = bulkChunks(
+        writes,
+        Math.min(this.o.bulkOperations, limits.maxOperations),
+        limits.maxPayloadSize,
+      );
+      // A few bulks in flight keep the connector and the database busy at once; each bulk is one transaction.
+      await pool(chunks, Math.min(this.o.concurrency, 4), async (chunk) => {
+        let results: BulkResult[] | undefined;
+        try {
+          results = await this.o.scim.bulk(chunk.map((w) => w.plan.request!));
+        } catch (err) {
+          if (!(err instanceof Refused)) throw err;
+          this.o.logger.warn(
+            { status: err.status, detail: err.detail },
+            "bulk refused; sending its writes one by one",
+          );
+        }
+        const retry: UserWork[] = [];
+        chunk.forEach((w, k) => {
+          const r = results?.[k];
+          if (!r || r.status < 200 || r.status > 299) retry.push(w);
+          else done(w, { outcome: w.plan.outcome, scimId: w.plan.scimId ?? r.location?.split("/").pop() });
+        });
+        await pool(retry, this.o.concurrency, alone);
+      });
+    }
     if (groups.size) await this.applyGroups(groups, scimIds);
   }
 

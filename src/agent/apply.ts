@@ -82,7 +82,62 @@ export async function findUsers(scim: ScimClient, oktaIds: string[]): Promise<Ma
   return out;
 }
 
-/** Converges one user; `key` is the Idempotency-Key stem (the newest event about this user in the batch). */
+/** The one request that converges a user, if any: what applyUser sends, and what a bulk carries. */
+export interface UserPlan {
+  outcome: UserOutcome;
+  scimId?: string;
+  request?: { method: "POST" | "PUT" | "PATCH"; path: string; body: unknown; key: string };
+}
+
+/** Decides how to converge one user; `key` is the Idempotency-Key stem (the newest event about the user). */
+export function planUser(
+  oktaId: string,
+  appUser: OktaAppUser | undefined,
+  found: ScimUser | undefined,
+  key: string,
+): UserPlan {
+  const active = appUser !== undefined && ACTIVE_STATES.has(appUser._embedded?.user?.status);
+  if (!found) {
+    // Every assigned user has an app account; a suspended or deactivated one is created inactive.
+    if (!appUser) return { outcome: "unchanged" };
+    return {
+      outcome: "created",
+      request: {
+        method: "POST",
+        path: "/Users",
+        body: desiredUser(oktaId, appUser, active),
+        key: `${key}:create`,
+      },
+    };
+  }
+  if (!appUser) {
+    if (found.active === false) return { outcome: "unchanged", scimId: found.id };
+    return {
+      outcome: "deactivated",
+      scimId: found.id,
+      request: {
+        method: "PATCH",
+        path: `/Users/${found.id}`,
+        body: { schemas: [PATCH], Operations: [{ op: "replace", value: { active: false } }] },
+        key: `${key}:deactivate`,
+      },
+    };
+  }
+  const want = desiredUser(oktaId, appUser, active);
+  if (same(found, want)) return { outcome: "unchanged", scimId: found.id };
+  return {
+    outcome: active ? "updated" : "deactivated",
+    scimId: found.id,
+    request: {
+      method: "PUT",
+      path: `/Users/${found.id}`,
+      body: { ...want, id: found.id, groups: [], meta: { resourceType: "User" } },
+      key: `${key}:update`,
+    },
+  };
+}
+
+/** Converges one user with its own request. */
 export async function applyUser(
   scim: ScimClient,
   oktaId: string,
@@ -90,45 +145,19 @@ export async function applyUser(
   found: ScimUser | undefined,
   key: string,
 ): Promise<{ outcome: UserOutcome; scimId?: string }> {
-  const active = appUser !== undefined && ACTIVE_STATES.has(appUser._embedded?.user?.status);
-  if (!found) {
-    // Every assigned user has an app account; a suspended or deactivated one is created inactive.
-    if (!appUser) return { outcome: "unchanged" };
-    try {
-      const created = await scim.request(
-        "POST",
-        "/Users",
-        desiredUser(oktaId, appUser, active),
-        `${key}:create`,
-      );
-      return { outcome: "created", scimId: (created.body as ScimUser).id };
-    } catch (err) {
-      // Created since the round's lookup (by another client): converge by updating it instead.
-      if (!(err instanceof Refused && err.status === 409)) throw err;
-      const now = await findUser(scim, oktaId);
-      if (!now) throw err;
-      return applyUser(scim, oktaId, appUser, now, key);
-    }
+  const plan = planUser(oktaId, appUser, found, key);
+  const rq = plan.request;
+  if (!rq) return plan;
+  try {
+    const reply = await scim.request(rq.method, rq.path, rq.body, rq.key);
+    return { outcome: plan.outcome, scimId: plan.scimId ?? (reply.body as ScimUser).id };
+  } catch (err) {
+    // Created since the round's lookup (by another client): converge by updating it instead.
+    if (!(rq.method === "POST" && err instanceof Refused && err.status === 409)) throw err;
+    const now = await findUser(scim, oktaId);
+    if (!now) throw err;
+    return applyUser(scim, oktaId, appUser, now, key);
   }
-  if (!appUser) {
-    if (found.active === false) return { outcome: "unchanged", scimId: found.id };
-    await scim.request(
-      "PATCH",
-      `/Users/${found.id}`,
-      { schemas: [PATCH], Operations: [{ op: "replace", value: { active: false } }] },
-      `${key}:deactivate`,
-    );
-    return { outcome: "deactivated", scimId: found.id };
-  }
-  const want = desiredUser(oktaId, appUser, active);
-  if (same(found, want)) return { outcome: "unchanged", scimId: found.id };
-  await scim.request(
-    "PUT",
-    `/Users/${found.id}`,
-    { ...want, id: found.id, groups: [], meta: { resourceType: "User" } },
-    `${key}:update`,
-  );
-  return { outcome: active ? "updated" : "deactivated", scimId: found.id };
 }
 
 interface ScimGroup {

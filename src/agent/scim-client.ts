@@ -42,8 +42,27 @@ export interface ScimClientOptions {
   tls?: { ca?: Buffer; rejectUnauthorized?: boolean };
 }
 
+export interface BulkLimits {
+  maxOperations: number;
+  maxPayloadSize: number;
+}
+
+export interface BulkWrite {
+  method: "POST" | "PUT" | "PATCH" | "DELETE";
+  path: string;
+  body: unknown;
+  key: string;
+}
+
+export interface BulkResult {
+  status: number;
+  location?: string;
+  detail?: string;
+}
+
 export class ScimClient {
   private readonly pool: Pool;
+  private limits: Promise<BulkLimits | undefined> | undefined;
   private readonly basePath: string;
   private closed = false;
 
@@ -121,6 +140,50 @@ export class ScimClient {
         throw new Refused(status, parsed?.detail ?? text.slice(0, 200));
       return { status, body: parsed };
     }
+  }
+
+  /** What the connector's ServiceProviderConfig allows a /Bulk request, read once; undefined: no bulk. */
+  async bulkLimits(): Promise<BulkLimits | undefined> {
+    this.limits ??= this.request("GET", "/ServiceProviderConfig").then(
+      (r) => {
+        const b = (
+          r.body as { bulk?: { supported?: boolean; maxOperations?: number; maxPayloadSize?: number } }
+        ).bulk;
+        if (!b?.supported || !b.maxOperations || !b.maxPayloadSize) return undefined;
+        return { maxOperations: b.maxOperations, maxPayloadSize: b.maxPayloadSize };
+      },
+      (err) => {
+        this.limits = undefined;
+        throw err;
+      },
+    );
+    return this.limits;
+  }
+
+  /**
+   * Sends writes as one /Bulk request, each keyed by its own Idempotency-Key (as its bulkId), under this
+   * term's fencing token. Returns each operation's status and location, in order.
+   */
+  async bulk(requests: BulkWrite[]): Promise<BulkResult[]> {
+    const reply = await this.request(
+      "POST",
+      "/Bulk",
+      {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        Operations: requests.map((r) => ({ method: r.method, path: r.path, bulkId: r.key, data: r.body })),
+      },
+      "bulkId",
+    );
+    const ops = (
+      reply.body as { Operations?: { status?: string; location?: string; response?: { detail?: string } }[] }
+    ).Operations;
+    if (!Array.isArray(ops) || ops.length !== requests.length)
+      throw new Refused(reply.status, "the bulk response does not answer every operation");
+    return ops.map((o) => ({
+      status: Number(o.status),
+      ...(o.location ? { location: o.location } : {}),
+      ...(o.response?.detail ? { detail: o.response.detail } : {}),
+    }));
   }
 
   async close(): Promise<void> {

@@ -265,6 +265,7 @@ export async function startNode(
           cursor: cluster.cursor,
           deadLetters: cluster.deadLetters,
           concurrency: a.concurrency,
+          bulkOperations: a.bulkOperations,
           pollMs: a.pollMs,
           pageSize: a.pageSize,
           maxBatchEvents: a.maxBatchEvents,

@@ -88,6 +88,8 @@ export interface AgentConfig {
   scimToken?: string;
   scimCaFile?: string;
   concurrency: number;
+  /** Writes per /Bulk request to a connector that supports it (0: one request per write). */
+  bulkOperations: number;
   pollMs: number;
   pageSize: number;
   maxBatchEvents: number;
@@ -104,6 +106,7 @@ function agentConfig(r: Reader): AgentConfig {
   const cfg: AgentConfig = {
     source,
     concurrency: r.int("PROVISIOND_AGENT_CONCURRENCY", 8, 1, 256),
+    bulkOperations: r.int("PROVISIOND_AGENT_BULK_OPERATIONS", 500, 0, 10_000),
     pollMs: r.int("PROVISIOND_AGENT_POLL_MS", source === "okta" ? 5000 : 250, 50, 600_000),
     pageSize: r.int("PROVISIOND_AGENT_PAGE_SIZE", 1000, 1, 1000),
     maxBatchEvents: r.int("PROVISIOND_AGENT_MAX_BATCH_EVENTS", 20_000, 1, 1_000_000),

@@ -19,8 +19,15 @@ interface Failover {
   firstEventAfterMs?: number;
 }
 
-/** Kills (or stops) the primary and returns ms from the signal to the new primary's first processed event. */
-async function once(c: Cluster, signal: "SIGKILL" | "SIGTERM"): Promise<number> {
+/** ms from the signal: to the old key's disappearance, to the new primary's election, to its first event. */
+interface Timing {
+  gone: number;
+  elected: number;
+  firstEvent: number;
+}
+
+/** Kills (or stops) the primary and times the failover from the signal. */
+async function once(c: Cluster, signal: "SIGKILL" | "SIGTERM"): Promise<Timing> {
   let old: NodeProc | undefined;
   await waitFor("a processing primary", async () => {
     old = await c.primary();
@@ -29,20 +36,52 @@ async function once(c: Cluster, signal: "SIGKILL" | "SIGTERM"): Promise<number> 
   const t0 = Date.now();
   await c.kill(old!, signal);
   let f: Failover | undefined;
-  await waitFor(
-    "the new primary's first event",
-    async () => {
-      const p = await c.primary();
-      if (!p || p === old) return false;
-      f = (await c.status(p)).failovers[0] as Failover;
-      return Date.parse(f.at) >= t0 && f.firstEventAfterMs !== undefined && f.electedAfterMs !== null;
-    },
-    60_000,
-  );
+  try {
+    await waitFor(
+      "the new primary's first event",
+      async () => {
+        const p = await c.primary();
+        if (!p || p === old) return false;
+        f = (await c.status(p)).failovers[0] as Failover;
+        return Date.parse(f.at) >= t0 && f.firstEventAfterMs !== undefined && f.electedAfterMs !== null;
+      },
+      60_000,
+    );
+  } catch (err) {
+    // Say why: the surviving nodes' last log lines.
+    for (const n of c.alive())
+      console.error(`--- ${n.id}\n${n.log.join("").split("\n").slice(-40).join("\n")}`);
+    throw err;
+  }
   const goneAt = Date.parse(f!.at) - f!.electedAfterMs!;
-  const firstEvent = goneAt + f!.firstEventAfterMs!;
   await c.startNode(old!);
-  return firstEvent - t0;
+  return {
+    gone: goneAt - t0,
+    elected: Date.parse(f!.at) - t0,
+    firstEvent: goneAt + f!.firstEventAfterMs! - t0,
+  };
+}
+
+/** p50 and p99 of each leg: signal → key gone, key gone → elected, elected → first event. */
+function legs(runs: Timing[]): string {
+  const leg = (name: string, xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    return `${name} p50 ${fmt(percentile(sorted, 50), 0)} / p99 ${fmt(percentile(sorted, 99), 0)} ms`;
+  };
+  return [
+    leg(
+      "signal → key gone",
+      runs.map((r) => r.gone),
+    ),
+    leg(
+      "gone → elected",
+      runs.map((r) => r.elected - r.gone),
+    ),
+    leg(
+      "elected → first event",
+      runs.map((r) => r.firstEvent - r.elected),
+    ),
+  ].join("; ");
 }
 
 async function main() {
@@ -51,26 +90,28 @@ async function main() {
     const c = await Cluster.start({ ttlMs: ttl, env: { PROVISIOND_LOG_LEVEL: "warn" } });
     try {
       await c.sim.control("POST", "/load", { users: 100_000, perSecond: 50, prefix: `f${ttl}-` });
-      const kills: number[] = [];
-      for (let i = 0; i < FAILOVERS; i++) kills.push(await once(c, "SIGKILL"));
-      kills.sort((a, b) => a - b);
+      const runs: Timing[] = [];
+      for (let i = 0; i < FAILOVERS; i++) runs.push(await once(c, "SIGKILL"));
+      const kills = runs.map((r) => r.firstEvent).sort((a, b) => a - b);
       const p50 = percentile(kills, 50);
       const p99 = percentile(kills, 99);
       rows.push(
         `SIGKILL, TTL ${ttl} ms, ${FAILOVERS} runs: kill → first event p50 ${fmt(p50, 0)} ms, p99 ${fmt(p99, 0)} ms; p50/TTL ${fmt(p50 / ttl, 2)}, p99/TTL ${fmt(p99 / ttl, 2)}; p99 − TTL ${fmt(p99 - ttl, 0)} ms`,
+        `  legs: ${legs(runs)}`,
       );
-      if (ttl === TTLS[0]) {
-        const hand: number[] = [];
-        for (let i = 0; i < HANDOVERS; i++) hand.push(await once(c, "SIGTERM"));
-        hand.sort((a, b) => a - b);
+      if (ttl === TTLS[0] && HANDOVERS > 0) {
+        const handRuns: Timing[] = [];
+        for (let i = 0; i < HANDOVERS; i++) handRuns.push(await once(c, "SIGTERM"));
+        const hand = handRuns.map((r) => r.firstEvent).sort((a, b) => a - b);
         rows.push(
           `SIGTERM handover, ${HANDOVERS} runs: signal → first event p50 ${fmt(percentile(hand, 50), 0)} ms, p99 ${fmt(percentile(hand, 99), 0)} ms`,
+          `  legs: ${legs(handRuns)}`,
         );
       }
     } finally {
       await c.destroy();
     }
-    console.log(rows[rows.length - 1]);
+    console.log(rows.slice(-4).join("\n"));
   }
   console.log("\nbench/failover (two nodes, etcd 3.4, MariaDB, okta-sim at 50 events/s)");
   for (const r of rows) console.log(r);

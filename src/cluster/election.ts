@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
 import { deadline } from "./etcd.js";
 import { DemotionTimer, LeaseHealth } from "./lease-health.js";
+import { LeaseSweeper } from "./lease-sweeper.js";
 
 export type Role = "primary" | "standby";
 
@@ -38,6 +39,7 @@ interface Candidate {
   key: string;
   nodeId: string;
   createRevision: number;
+  lease: string;
 }
 
 export class Election extends EventEmitter {
@@ -50,6 +52,7 @@ export class Election extends EventEmitter {
 
   private readonly health: LeaseHealth;
   private readonly timer: DemotionTimer;
+  private readonly sweeper: LeaseSweeper;
   private lease: Lease | undefined;
   private watcher: Watcher | undefined;
   private keepaliveLoop: NodeJS.Timeout | undefined;
@@ -66,7 +69,9 @@ export class Election extends EventEmitter {
     super();
     this.electionPrefix = `${o.root}/election/`;
     this.health = new LeaseHealth(o.ttlMs);
-    this.timer = new DemotionTimer(this.health, () => this.demote("keepalive"));
+    // A lease that went unacknowledged past TTL/2 is never trusted again (LeaseSweeper relies on it).
+    this.timer = new DemotionTimer(this.health, () => this.lost("keepalive"));
+    this.sweeper = new LeaseSweeper(o.client, o.logger, o.metrics);
   }
 
   get ttlSeconds(): number {
@@ -158,6 +163,11 @@ export class Election extends EventEmitter {
         const res = await lease.keepaliveOnce(deadline(this.o.ttlMs / 3));
         if (Number(res.TTL) <= 0) throw new Error("etcd says the lease has expired");
         if (lease !== this.lease) return;
+        // Too late: this node has stopped acting at TTL/2, and a standby may already be revoking the lease.
+        if (!this.health.healthy(Date.now())) {
+          this.lost("keepalive");
+          return;
+        }
         this.health.acknowledged(sentAt);
         this.timer.arm();
       } catch (err) {
@@ -166,6 +176,8 @@ export class Election extends EventEmitter {
           { err: (err as Error).message, ageMs: this.health.age(Date.now()) },
           "lease keepalive failed",
         );
+        // Only about the lease we still hold: a campaign may have replaced it while this keepalive was out.
+        if (lease !== this.lease) return;
         if (!this.health.healthy(Date.now()) || (err as Error).message.includes("expired"))
           this.lost("keepalive");
       }
@@ -191,6 +203,7 @@ export class Election extends EventEmitter {
         key: kv.key.toString(),
         nodeId: kv.value.toString(),
         createRevision: Number(kv.create_revision),
+        lease: String(kv.lease),
       }));
     } catch {
       return; // the keepalive path decides what an unreachable etcd means
@@ -207,6 +220,8 @@ export class Election extends EventEmitter {
       this.lost("key-gone");
       return;
     }
+    // The next in line ends a dead leader's term at its lease's expiry, not at etcd's next sweep.
+    this.sweeper.track(mine && candidates[1] === mine && first ? first.lease : undefined);
     if (mine && first === mine && this.role !== "primary" && this.health.healthy(Date.now()))
       this.elect(mine);
   }
@@ -293,6 +308,7 @@ export class Election extends EventEmitter {
   }
 
   async stop(): Promise<void> {
+    this.sweeper.stop();
     if (this.running || this.lease) await this.resign();
     if (this.evaluateLoop) clearInterval(this.evaluateLoop);
     await this.watcher?.cancel().catch(() => undefined);

@@ -60,6 +60,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly expiredLeasesRevoked = new Counter({
+    name: "provisiond_expired_leases_revoked_total",
+    help: "Expired leader leases this node revoked without waiting for etcd's expiry sweep",
+    registers: [this.registry],
+  });
+
   readonly idempotentReplays = new Counter({
     name: "provisiond_idempotent_replays_total",
     help: "Writes answered from the idempotency record instead of being applied again",

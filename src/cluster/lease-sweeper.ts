@@ -1,0 +1,98 @@
+/**
+ * Revokes the leader's lease the moment etcd's own accounting says it has expired, instead of waiting for
+ * etcd's expiry sweep. etcd 3.4 revokes expired leases in a loop that runs every 500 ms, so a dead leader's
+ * key outlives its lease by up to half a second, and every failover pays for it.
+ *
+ * The next candidate in line asks etcd for the leader lease's time to live. etcd answers in whole seconds,
+ * truncated ("the lease will expire in under TTL+1 seconds", etcd's API reference), so an answer of 0 computed
+ * at etcd time t means the lease expires before t + 1 s unless it is renewed. We revoke it one second (plus a
+ * margin) after receiving that answer, when it has expired by etcd's clock (clocks tick at the same rate, the
+ * assumption the whole election rests on), and etcd would refuse to renew it anyway: Renew on an expired lease
+ * only waits for its revocation.
+ *
+ * A renewal that reaches etcd in that last second comes from a primary that has gone more than TTL/2 without
+ * an acknowledged keepalive (a lease with under 1 s left was last renewed more than TTL − 1 ≥ TTL/2 ago), and
+ * such a primary has already stopped and given up that lease for good (see Election.lost), so revoking it
+ * deposes no one who is still acting.
+ */
+import type { Etcd3 } from "etcd3";
+import type { Logger } from "pino";
+import type { Metrics } from "../observability/metrics.js";
+import { deadline } from "./etcd.js";
+
+/** Covers a clock-rate difference over the last second and the time the answer spent in flight back. */
+const MARGIN_MS = 25;
+/** How often to ask while the lease has under 2 s left, which bounds how late the revocation comes. */
+const FAST_POLL_MS = 50;
+const SLOW_POLL_MS = 250;
+
+export class LeaseSweeper {
+  private target: string | undefined;
+  private revokeAt: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Watches this lease (the leader's, while this node is next in line); undefined stops watching. */
+  track(leaseId: string | undefined): void {
+    if (leaseId === this.target) return;
+    this.target = leaseId;
+    this.revokeAt = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (leaseId !== undefined && !this.stopped) this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.track(undefined);
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => void this.poll(), ms);
+  }
+
+  private async poll(): Promise<void> {
+    const id = this.target;
+    if (id === undefined || this.stopped) return;
+    let ttl: number;
+    try {
+      const res = await this.client.leaseClient.leaseTimeToLive({ ID: id, keys: false }, deadline(500));
+      ttl = Number(res.TTL);
+    } catch {
+      if (id === this.target) this.schedule(SLOW_POLL_MS);
+      return;
+    }
+    const now = Date.now();
+    if (id !== this.target) return;
+    if (ttl < 0) {
+      // Already revoked: the watch on the election reports the key's deletion.
+      this.target = undefined;
+      return;
+    }
+    if (ttl > 0) {
+      this.revokeAt = undefined;
+      this.schedule(ttl <= 1 ? FAST_POLL_MS : SLOW_POLL_MS);
+      return;
+    }
+    this.revokeAt ??= now + 1000 + MARGIN_MS;
+    if (now < this.revokeAt) {
+      this.schedule(Math.min(FAST_POLL_MS, this.revokeAt - now));
+      return;
+    }
+    this.target = undefined;
+    try {
+      await this.client.leaseClient.leaseRevoke({ ID: id }, deadline(1000));
+      this.metrics.expiredLeasesRevoked.inc();
+      this.logger.info({ lease: id }, "revoked the leader's expired lease without waiting for etcd's sweep");
+    } catch (err) {
+      // Swept meanwhile, or etcd is unreachable: either way etcd's own expiry still applies.
+      this.logger.debug({ err: (err as Error).message, lease: id }, "could not revoke the expired lease");
+    }
+  }
+}

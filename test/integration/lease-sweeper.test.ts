@@ -1,0 +1,75 @@
+/**
+ * LeaseSweeper against a real etcd: it revokes an abandoned lease once it has expired and never before, and it
+ * leaves a lease that is kept alive alone.
+ */
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { after, before, describe, it } from "node:test";
+import pino from "pino";
+import { etcdClient } from "../../src/cluster/etcd.js";
+import { LeaseSweeper } from "../../src/cluster/lease-sweeper.js";
+import { Metrics } from "../../src/observability/metrics.js";
+import { EtcdCluster } from "../support/etcd.js";
+
+const silent = pino({ level: "silent" });
+
+describe("LeaseSweeper (etcd)", () => {
+  let etcd: EtcdCluster;
+  before(async () => {
+    etcd = await EtcdCluster.start(1);
+  });
+  after(async () => etcd.destroy());
+
+  const revokedByUs = async (m: Metrics) => (await m.expiredLeasesRevoked.get()).values[0]?.value ?? 0;
+
+  it("revokes abandoned leases after they expire, never before", async () => {
+    const client = etcdClient({ endpoints: etcd.endpoints });
+    // Several at once: etcd's own sweep (every 500 ms) may beat the sweeper to one of them, not to all.
+    const runs = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const metrics = new Metrics("sweeper");
+        const sweeper = new LeaseSweeper(client, silent, metrics);
+        const lease = client.lease(2, { autoKeepAlive: false });
+        const sentAt = Date.now();
+        const id = await lease.grant();
+        const key = `/sweep/${id}`;
+        const watcher = await client.watch().key(key).create();
+        const gone = once(watcher, "delete").then(() => Date.now());
+        await lease.put(key).value("x").exec();
+        sweeper.track(id);
+        const goneAt = await gone;
+        await watcher.cancel();
+        sweeper.stop();
+        return { sentAt, goneAt, revoked: await revokedByUs(metrics) };
+      }),
+    );
+    assert.ok(
+      runs.some((r) => r.revoked === 1),
+      "the sweeper revoked at least one lease",
+    );
+    // A lease granted at sentAt expires no earlier than sentAt + TTL; its key cannot go before that.
+    for (const r of runs)
+      assert.ok(r.goneAt >= r.sentAt + 2000, `key gone ${r.goneAt - r.sentAt} ms after grant`);
+    client.close();
+  });
+
+  it("leaves a lease that is kept alive alone", async () => {
+    const client = etcdClient({ endpoints: etcd.endpoints });
+    const metrics = new Metrics("sweeper");
+    const sweeper = new LeaseSweeper(client, silent, metrics);
+    const lease = client.lease(2, { autoKeepAlive: false });
+    const id = await lease.grant();
+    await lease.put("/sweep/alive").value("x").exec();
+    sweeper.track(id);
+    // Keep it alive for three TTLs, the way a healthy primary does (every TTL/6).
+    for (let i = 0; i < 18; i++) {
+      await lease.keepaliveOnce();
+      await new Promise((r) => setTimeout(r, 333));
+    }
+    assert.equal(await client.get("/sweep/alive").string(), "x");
+    assert.equal(await revokedByUs(metrics), 0);
+    sweeper.stop();
+    await lease.revoke();
+    client.close();
+  });
+});

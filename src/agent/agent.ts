@@ -214,8 +214,11 @@ export class Agent {
         users.set(userTarget.id, [...(users.get(userTarget.id) ?? []), e]);
       else this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
     }
-    const appUsers = await this.readAppUsers([...users.keys()]);
-    const existing = await findUsers(this.o.scim, [...users.keys()]);
+    // Okta's state and the connector's are independent reads: both at once.
+    const [appUsers, existing] = await Promise.all([
+      this.readAppUsers([...users.keys()]),
+      findUsers(this.o.scim, [...users.keys()], this.o.concurrency),
+    ]);
     const scimIds = new Map<string, string>();
     const work: UserWork[] = [...users.entries()].map(([oktaId, evs]) => {
       const key = evs[evs.length - 1]!.uuid;

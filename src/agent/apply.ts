@@ -4,6 +4,7 @@
  * group push with one PATCH per change. It reads state rather than replaying events, so a replayed or
  * reordered event converges to the same result, and it writes nothing when the connector already agrees.
  */
+import { pool } from "./pool.js";
 import { Refused, type ScimClient } from "./scim-client.js";
 
 export interface OktaAppUser {
@@ -68,17 +69,22 @@ export async function findUser(scim: ScimClient, oktaId: string): Promise<ScimUs
   return (await findUsers(scim, [oktaId])).get(oktaId);
 }
 
-/** Looks many users up at once (`externalId eq "a" or externalId eq "b" …`), 80 to a request. */
-export async function findUsers(scim: ScimClient, oktaIds: string[]): Promise<Map<string, ScimUser>> {
+/** Looks many users up (`externalId eq "a" or externalId eq "b" …`), 80 to a request, `parallel` at once. */
+export async function findUsers(
+  scim: ScimClient,
+  oktaIds: string[],
+  parallel = 1,
+): Promise<Map<string, ScimUser>> {
   const out = new Map<string, ScimUser & { externalId?: string }>();
-  for (let i = 0; i < oktaIds.length; i += 80) {
-    const chunk = oktaIds.slice(i, i + 80);
+  const chunks: string[][] = [];
+  for (let i = 0; i < oktaIds.length; i += 80) chunks.push(oktaIds.slice(i, i + 80));
+  await pool(chunks, parallel, async (chunk) => {
     const filter = chunk.map((id) => `externalId eq ${JSON.stringify(id)}`).join(" or ");
     const r = await scim.request("GET", `/Users?filter=${q(filter)}&startIndex=1&count=${chunk.length * 2}`);
     for (const u of (r.body as { Resources?: (ScimUser & { externalId?: string })[] }).Resources ?? []) {
       if (u.externalId) out.set(u.externalId, u);
     }
-  }
+  });
   return out;
 }
 

@@ -153,6 +153,8 @@ export class ScimClient {
         return { maxOperations: b.maxOperations, maxPayloadSize: b.maxPayloadSize };
       },
       (err) => {
+        // A connector that will not say is one without /Bulk; anything transient is asked again next round.
+        if (err instanceof Refused) return undefined;
         this.limits = undefined;
         throw err;
       },

@@ -1,5 +1,5 @@
 /**
- * LeaseSweeper against a real etcd: it revokes an abandoned lease once it has expired and never before, and it
+ * LeaseSweeper against a real three-member etcd: it revokes an abandoned lease once it has expired and never before, and it
  * leaves a lease that is kept alive alone.
  */
 import assert from "node:assert/strict";
@@ -16,7 +16,8 @@ const silent = pino({ level: "silent" });
 describe("LeaseSweeper (etcd)", () => {
   let etcd: EtcdCluster;
   before(async () => {
-    etcd = await EtcdCluster.start(1);
+    // Three members: a follower forwards LeaseTimeToLive and LeaseRevoke to the leader.
+    etcd = await EtcdCluster.start(3);
   });
   after(async () => etcd.destroy());
 

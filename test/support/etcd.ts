@@ -32,7 +32,13 @@ export class EtcdCluster {
       });
     }
     const c = new EtcdCluster(members);
-    await Promise.all(members.map((m) => c.launch(m, "new")));
+    const started = await Promise.allSettled(members.map((m) => c.launch(m, "new")));
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) {
+      // Members that did start would keep the test process alive.
+      await c.destroy();
+      throw failed.reason;
+    }
     return c;
   }
 

@@ -81,7 +81,8 @@ async function runOktaSim(): Promise<number> {
   const token = process.env.PROVISIOND_OKTA_SIM_TOKEN ?? randomBytes(24).toString("base64url");
   const appId = process.env.PROVISIOND_OKTA_SIM_APP_ID ?? "0oasimapp000000000";
   const host = process.env.PROVISIOND_OKTA_SIM_HOST ?? "127.0.0.1";
-  const { app } = createOktaSim({ token, appId });
+  const sim = createOktaSim({ token, appId });
+  const app = sim.app;
   const server = app.listen(port, host, () => {
     const a = server.address() as { port: number };
     process.stderr.write(
@@ -91,7 +92,10 @@ async function runOktaSim(): Promise<number> {
           : `  token: ${token} (generated; a simulator's token is no secret)\n`),
     );
   });
-  const stop = () => server.close(() => process.exit(0));
+  const stop = () => {
+    sim.stop();
+    server.close(() => process.exit(0));
+  };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   return -1;

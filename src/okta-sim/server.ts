@@ -82,7 +82,10 @@ export function createOktaSim(opts: SimOptions): {
   app: express.Express;
   org: OktaOrg;
   limiter: RateLimiter;
+  /** Ends any `/load` still generating changes. */
+  stop: () => void;
 } {
+  const loads = new Set<NodeJS.Timeout>();
   const org = new OktaOrg(opts.appId);
   const limiter = new RateLimiter();
   const app = express();
@@ -289,8 +292,12 @@ export function createOktaSim(opts: SimOptions): {
       }
       const interval = setInterval(() => {
         for (let k = 0; k < Math.max(1, Math.round(perSecond / 50)) && i < total; k++) step();
-        if (i >= total) clearInterval(interval);
+        if (i >= total) {
+          clearInterval(interval);
+          loads.delete(interval);
+        }
       }, 20);
+      loads.add(interval);
       return { started: total, done: false };
     }),
   );
@@ -316,5 +323,13 @@ export function createOktaSim(opts: SimOptions): {
   app.use((_req, res) =>
     oktaError(res, 404, "E0000022", "The endpoint does not support the provided HTTP method"),
   );
-  return { app, org, limiter };
+  return {
+    app,
+    org,
+    limiter,
+    stop: () => {
+      for (const t of loads) clearInterval(t);
+      loads.clear();
+    },
+  };
 }

@@ -65,6 +65,7 @@ export class SimHandle {
   }
 
   async stop(): Promise<void> {
+    this.sim.stop();
     await new Promise<void>((r) => {
       this.server.close(() => r());
       this.server.closeAllConnections();

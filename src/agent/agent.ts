@@ -214,13 +214,30 @@ export class Agent {
         users.set(userTarget.id, [...(users.get(userTarget.id) ?? []), e]);
       else this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
     }
+    const scimIds = new Map<string, string>();
+    const entries = [...users.entries()];
+    // A big round reads Okta by listing every app user, which takes a while; the users of its oldest events
+    // go first, read one by one, so they are applied (and a new primary's first event lands) without waiting.
+    const head = entries.length > this.o.listThreshold ? entries.slice(0, this.o.concurrency) : [];
+    if (head.length) await this.applyUsers(head, scimIds, false);
+    await this.applyUsers(entries.slice(head.length), scimIds, true);
+    if (groups.size) await this.applyGroups(groups, scimIds);
+  }
+
+  /** Converges these users; `mayList` lets a big set read Okta by listing the app's users page by page. */
+  private async applyUsers(
+    entries: [string, LogEvent[]][],
+    scimIds: Map<string, string>,
+    mayList: boolean,
+  ): Promise<void> {
+    if (entries.length === 0) return;
+    const ids = entries.map(([id]) => id);
     // Okta's state and the connector's are independent reads: both at once.
     const [appUsers, existing] = await Promise.all([
-      this.readAppUsers([...users.keys()]),
-      findUsers(this.o.scim, [...users.keys()], this.o.concurrency),
+      this.readAppUsers(ids, mayList),
+      findUsers(this.o.scim, ids, this.o.concurrency),
     ]);
-    const scimIds = new Map<string, string>();
-    const work: UserWork[] = [...users.entries()].map(([oktaId, evs]) => {
+    const work: UserWork[] = entries.map(([oktaId, evs]) => {
       const key = evs[evs.length - 1]!.uuid;
       return { oktaId, evs, key, plan: planUser(oktaId, appUsers.get(oktaId), existing.get(oktaId), key) };
     });
@@ -273,13 +290,12 @@ export class Agent {
         await pool(retry, this.o.concurrency, alone);
       });
     }
-    if (groups.size) await this.applyGroups(groups, scimIds);
   }
 
   /** Current app-user state for `ids`: one GET each when few, the paged app-user list when many. */
-  private async readAppUsers(ids: string[]): Promise<Map<string, OktaAppUser>> {
+  private async readAppUsers(ids: string[], mayList = true): Promise<Map<string, OktaAppUser>> {
     const out = new Map<string, OktaAppUser>();
-    if (ids.length > this.o.listThreshold) {
+    if (mayList && ids.length > this.o.listThreshold) {
       const wanted = new Set(ids);
       const all = await this.o.okta.getAll<OktaAppUser>(
         `/api/v1/apps/${this.o.appId}/users?limit=500&expand=user`,

@@ -87,6 +87,7 @@ function legs(runs: Timing[]): string {
 async function main() {
   const rows: string[] = [];
   for (const ttl of TTLS) {
+    const first = rows.length;
     const c = await Cluster.start({ ttlMs: ttl, env: { PROVISIOND_LOG_LEVEL: "warn" } });
     try {
       await c.sim.control("POST", "/load", { users: 100_000, perSecond: 50, prefix: `f${ttl}-` });
@@ -111,7 +112,7 @@ async function main() {
     } finally {
       await c.destroy();
     }
-    console.log(rows.slice(-4).join("\n"));
+    console.log(rows.slice(first).join("\n"));
   }
   console.log("\nbench/failover (two nodes, etcd 3.4, MariaDB, okta-sim at 50 events/s)");
   for (const r of rows) console.log(r);

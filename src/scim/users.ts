@@ -220,7 +220,7 @@ export class UserService {
           }
           taken.add(nameCi);
           const id = crypto.randomUUID();
-          const rec = { seq: 0, id, created: now, lastModified: now, version: 1, doc: r.doc };
+          const rec = { id, created: now, lastModified: now, version: 1, doc: r.doc };
           const response = respond({
             resource: projection.apply(render(this.rs, rec, r.item.ctx.baseUrl)),
             version: 1,

@@ -37,6 +37,23 @@ export function checkDeadline(opts: TxOptions | undefined): void {
   if (opts?.deadline !== undefined && Date.now() > opts.deadline) throw new DeadlineExceeded();
 }
 
+/** Values per `IN (…)` list: well under SQLite's bound-parameter limit. */
+export const IN_CHUNK = 500;
+
+export function placeholders(n: number): string {
+  return Array.from({ length: n }, () => "?").join(", ");
+}
+
+/** Runs `${head} (…)` with `values` as the `IN` list, IN_CHUNK at a time, and returns all the rows. */
+export async function allIn<T>(q: Queryable, head: string, values: readonly unknown[]): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < values.length; i += IN_CHUNK) {
+    const chunk = values.slice(i, i + IN_CHUNK);
+    out.push(...(await q.all<T>(`${head} (${placeholders(chunk.length)})`, chunk)));
+  }
+  return out;
+}
+
 /** Rows per multi-row INSERT: well under SQLite's bound-parameter limit and MySQL's packet size. */
 const ROWS_PER_INSERT = 200;
 

@@ -1,6 +1,6 @@
 /** Rows of scim_groups and scim_group_members. Members never live in `doc`: each membership is its own row. */
 import type { Resource } from "../scim/attribute-path.js";
-import type { Queryable } from "./db.js";
+import { IN_CHUNK, placeholders, type Queryable } from "./db.js";
 import type { Sql } from "./filter-sql.js";
 
 export interface GroupRecord {
@@ -28,7 +28,6 @@ interface Row {
 }
 
 const SELECT = "SELECT g.seq, g.id, g.created, g.last_modified, g.version, g.doc FROM scim_groups g";
-const CHUNK = 500;
 
 function toRecord(r: Row): GroupRecord {
   return {
@@ -39,10 +38,6 @@ function toRecord(r: Row): GroupRecord {
     version: Number(r.version),
     doc: JSON.parse(r.doc) as Resource,
   };
-}
-
-function placeholders(n: number): string {
-  return Array.from({ length: n }, () => "?").join(", ");
 }
 
 export class GroupRepo {
@@ -132,8 +127,8 @@ export class GroupRepo {
 
   async members(groupSeqs: number[]): Promise<Map<number, Member[]>> {
     const out = new Map<number, Member[]>();
-    for (let i = 0; i < groupSeqs.length; i += CHUNK) {
-      const chunk = groupSeqs.slice(i, i + CHUNK);
+    for (let i = 0; i < groupSeqs.length; i += IN_CHUNK) {
+      const chunk = groupSeqs.slice(i, i + IN_CHUNK);
       const rows = await this.q.all<{
         group_seq: number;
         member_id: string;
@@ -160,8 +155,8 @@ export class GroupRepo {
     ids: string[],
   ): Promise<Map<string, { type: Member["type"]; display: string | null }>> {
     const out = new Map<string, { type: Member["type"]; display: string | null }>();
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const chunk = ids.slice(i, i + CHUNK);
+    for (let i = 0; i < ids.length; i += IN_CHUNK) {
+      const chunk = ids.slice(i, i + IN_CHUNK);
       const p = placeholders(chunk.length);
       const users = await this.q.all<{ id: string; display_name: string | null; user_name: string }>(
         `SELECT id, display_name, user_name FROM scim_users WHERE id IN (${p})`,
@@ -179,8 +174,8 @@ export class GroupRepo {
 
   async addMembers(groupSeq: number, members: Member[]): Promise<number> {
     let added = 0;
-    for (let i = 0; i < members.length; i += CHUNK) {
-      const chunk = members.slice(i, i + CHUNK);
+    for (let i = 0; i < members.length; i += IN_CHUNK) {
+      const chunk = members.slice(i, i + IN_CHUNK);
       const res = await this.q.run(
         this.insertIgnore(
           "scim_group_members",
@@ -196,8 +191,8 @@ export class GroupRepo {
 
   async removeMembers(groupSeq: number, ids: string[]): Promise<number> {
     let removed = 0;
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const chunk = ids.slice(i, i + CHUNK);
+    for (let i = 0; i < ids.length; i += IN_CHUNK) {
+      const chunk = ids.slice(i, i + IN_CHUNK);
       const res = await this.q.run(
         `DELETE FROM scim_group_members WHERE group_seq = ? AND member_id IN (${placeholders(chunk.length)})`,
         [groupSeq, ...chunk],
@@ -223,8 +218,8 @@ export class GroupRepo {
 
   async hasMembers(groupSeq: number, ids: string[]): Promise<Set<string>> {
     const out = new Set<string>();
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const chunk = ids.slice(i, i + CHUNK);
+    for (let i = 0; i < ids.length; i += IN_CHUNK) {
+      const chunk = ids.slice(i, i + IN_CHUNK);
       const rows = await this.q.all<{ member_id: string }>(
         `SELECT member_id FROM scim_group_members WHERE group_seq = ? AND member_id IN (${placeholders(chunk.length)})`,
         [groupSeq, ...chunk],

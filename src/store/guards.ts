@@ -6,7 +6,7 @@
  *    nothing, so replays after a failover are harmless.
  * Plain SCIM clients (Okta's agent, Entra) send neither header and are not affected.
  */
-import { type Dialect, insertRows, type Queryable } from "./db.js";
+import { allIn, type Dialect, insertRows, type Queryable } from "./db.js";
 import { UniqueViolation } from "./errors.js";
 
 export interface StoredResponse {
@@ -60,9 +60,6 @@ export class IdempotencyRace extends Error {
   }
 }
 
-/** Keys per `IN (…)` lookup. */
-const CHUNK = 500;
-
 interface IdemRow {
   request_sig: string;
   status: number;
@@ -110,15 +107,13 @@ export class GuardRepo {
   /** The recorded requests among `keys`. */
   async findMany(keys: string[]): Promise<Map<string, { signature: string; response: StoredResponse }>> {
     const out = new Map<string, { signature: string; response: StoredResponse }>();
-    for (let i = 0; i < keys.length; i += CHUNK) {
-      const chunk = keys.slice(i, i + CHUNK);
-      const rows = await this.q.all<IdemRow & { idem_key: string }>(
-        `SELECT idem_key, request_sig, status, response FROM provisiond_idempotency WHERE idem_key IN (${chunk.map(() => "?").join(", ")})`,
-        chunk,
-      );
-      for (const r of rows)
-        out.set(r.idem_key, { signature: r.request_sig, response: JSON.parse(r.response) as StoredResponse });
-    }
+    const rows = await allIn<IdemRow & { idem_key: string }>(
+      this.q,
+      "SELECT idem_key, request_sig, status, response FROM provisiond_idempotency WHERE idem_key IN",
+      keys,
+    );
+    for (const r of rows)
+      out.set(r.idem_key, { signature: r.request_sig, response: JSON.parse(r.response) as StoredResponse });
     return out;
   }
 

@@ -2,7 +2,7 @@
 import type { Resource } from "../scim/attribute-path.js";
 import type { ResourceSchema } from "../scim/schema.js";
 import { indexRows } from "./attr-index.js";
-import { insertRows, type Queryable } from "./db.js";
+import { allIn, insertRows, type Queryable } from "./db.js";
 import { type Sql, USER_COLUMN_ATTRS } from "./filter-sql.js";
 
 export interface UserRecord {
@@ -132,14 +132,12 @@ export class UserRepo {
     // Read the sequence numbers back: consecutive auto-increment values are not promised (MySQL 8's default
     // innodb_autoinc_lock_mode interleaves concurrent inserts).
     const seqs = new Map<string, number>();
-    for (let i = 0; i < ws.length; i += 500) {
-      const chunk = ws.slice(i, i + 500).map((w) => w.id);
-      const found = await this.q.all<{ seq: number; id: string }>(
-        `SELECT seq, id FROM scim_users WHERE id IN (${chunk.map(() => "?").join(", ")})`,
-        chunk,
-      );
-      for (const r of found) seqs.set(r.id, Number(r.seq));
-    }
+    const found = await allIn<{ seq: number; id: string }>(
+      this.q,
+      "SELECT seq, id FROM scim_users WHERE id IN",
+      ws.map((w) => w.id),
+    );
+    for (const r of found) seqs.set(r.id, Number(r.seq));
     await this.writeIndex(ws.map((w) => ({ seq: seqs.get(w.id)!, doc: w.doc })));
     return ws.map((w) => ({
       seq: seqs.get(w.id)!,
@@ -153,16 +151,12 @@ export class UserRepo {
 
   /** Which of these lowercased userNames are taken. */
   async takenUserNames(namesCi: string[]): Promise<Set<string>> {
-    const out = new Set<string>();
-    for (let i = 0; i < namesCi.length; i += 500) {
-      const chunk = namesCi.slice(i, i + 500);
-      const rows = await this.q.all<{ user_name_ci: string }>(
-        `SELECT user_name_ci FROM scim_users WHERE user_name_ci IN (${chunk.map(() => "?").join(", ")})`,
-        chunk,
-      );
-      for (const r of rows) out.add(r.user_name_ci);
-    }
-    return out;
+    const rows = await allIn<{ user_name_ci: string }>(
+      this.q,
+      "SELECT user_name_ci FROM scim_users WHERE user_name_ci IN",
+      namesCi,
+    );
+    return new Set(rows.map((r) => r.user_name_ci));
   }
 
   async update(current: UserRecord, w: UserWrite): Promise<UserRecord> {

@@ -57,11 +57,16 @@ export async function allIn<T>(q: Queryable, head: string, values: readonly unkn
 /** Rows per multi-row INSERT: well under SQLite's bound-parameter limit and MySQL's packet size. */
 const ROWS_PER_INSERT = 200;
 
-/** Runs `${head} VALUES (…), (…)` for `rows` (each a list of bound values), ROWS_PER_INSERT at a time. */
-export async function insertRows(q: Queryable, head: string, rows: unknown[][]): Promise<void> {
+/**
+ * Runs `${head} VALUES (…), (…)` for `rows` (each a list of bound values), ROWS_PER_INSERT at a time, and
+ * returns how many rows it inserted.
+ */
+export async function insertRows(q: Queryable, head: string, rows: unknown[][]): Promise<number> {
+  let changes = 0;
   for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
     const chunk = rows.slice(i, i + ROWS_PER_INSERT);
-    const tuple = `(${chunk[0]!.map(() => "?").join(", ")})`;
-    await q.run(`${head} VALUES ${chunk.map(() => tuple).join(", ")}`, chunk.flat());
+    const tuple = `(${placeholders(chunk[0]!.length)})`;
+    changes += (await q.run(`${head} VALUES ${chunk.map(() => tuple).join(", ")}`, chunk.flat())).changes;
   }
+  return changes;
 }

@@ -1,6 +1,6 @@
 /** Rows of scim_groups and scim_group_members. Members never live in `doc`: each membership is its own row. */
 import type { Resource } from "../scim/attribute-path.js";
-import { IN_CHUNK, placeholders, type Queryable } from "./db.js";
+import { IN_CHUNK, insertRows, placeholders, type Queryable } from "./db.js";
 import type { Sql } from "./filter-sql.js";
 
 export interface GroupRecord {
@@ -44,7 +44,8 @@ export class GroupRepo {
   constructor(
     private readonly q: Queryable,
     private readonly forUpdate: string,
-    private readonly insertIgnore: (table: string, cols: string[], rows: number) => string,
+    /** `INSERT IGNORE` or SQLite's `INSERT OR IGNORE`. */
+    private readonly insertIgnore: string,
   ) {}
 
   async findById(id: string, lock = false): Promise<GroupRecord | undefined> {
@@ -173,20 +174,11 @@ export class GroupRepo {
   }
 
   async addMembers(groupSeq: number, members: Member[]): Promise<number> {
-    let added = 0;
-    for (let i = 0; i < members.length; i += IN_CHUNK) {
-      const chunk = members.slice(i, i + IN_CHUNK);
-      const res = await this.q.run(
-        this.insertIgnore(
-          "scim_group_members",
-          ["group_seq", "member_id", "member_type", "display"],
-          chunk.length,
-        ),
-        chunk.flatMap((m) => [groupSeq, m.value, m.type, m.display ?? null]),
-      );
-      added += res.changes;
-    }
-    return added;
+    return insertRows(
+      this.q,
+      `${this.insertIgnore} INTO scim_group_members (group_seq, member_id, member_type, display)`,
+      members.map((m) => [groupSeq, m.value, m.type, m.display ?? null]),
+    );
   }
 
   async removeMembers(groupSeq: number, ids: string[]): Promise<number> {

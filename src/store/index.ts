@@ -30,12 +30,7 @@ export class StoreTx {
   constructor(q: Queryable, db: Db, userSchema: ResourceSchema, custom: CustomColumn[]) {
     const forUpdate = db.dialect === "mysql" ? " FOR UPDATE" : "";
     this.users = new UserRepo(q, userSchema, custom, forUpdate);
-    this.groups = new GroupRepo(q, forUpdate, (table, cols, n) => {
-      const values = Array.from({ length: n }, () => `(${cols.map(() => "?").join(", ")})`).join(", ");
-      return db.dialect === "mysql"
-        ? `INSERT IGNORE INTO ${table} (${cols.join(", ")}) VALUES ${values}`
-        : `INSERT OR IGNORE INTO ${table} (${cols.join(", ")}) VALUES ${values}`;
-    });
+    this.groups = new GroupRepo(q, forUpdate, db.dialect === "mysql" ? "INSERT IGNORE" : "INSERT OR IGNORE");
     this.audit = new AuditRepo(q);
     this.guards = new GuardRepo(q, db.dialect);
   }

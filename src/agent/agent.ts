@@ -1,13 +1,19 @@
 /**
- * The event processor that runs on the primary. One round: read System Log pages from the cursor, read the
- * current state of every user and group they mention (by page when many, so a burst costs few Okta calls),
- * apply it to the connector with bounded concurrency (each user's requests in order), and only then move the
- * cursor, through the guarded transaction. Anything that fails transiently is retried in place: the cursor
- * does not move past an event until it has applied, or been recorded as a dead letter.
+ * The event processor of one term. It begins by raising the store's fence to its term and finding its place
+ * in the stream (stored once, by the cluster's first primary). Then, round after round: read System Log pages
+ * from the cursor, read the current state of every user and group they mention (by page when many, so a
+ * burst costs few Okta calls), apply it to the connector with bounded concurrency (each user's requests in
+ * order), and only then move the cursor, through the guarded transaction. Anything that fails transiently is
+ * retried: the cursor does not move past an event until it has applied, or been recorded as a dead letter.
+ *
+ * An instance belongs to one term (its Leadership) and writes only while that term is current. When it fails
+ * it has nothing left in flight (forEachLimit, settleAll), so a retry never overlaps with its own last attempt.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Cursor, CursorValue } from "../cluster/cursor.js";
 import type { DeadLetters } from "../cluster/dead-letters.js";
+import type { Leadership } from "../cluster/leadership.js";
 import type { Metrics } from "../observability/metrics.js";
 import {
   applyGroup,
@@ -16,14 +22,14 @@ import {
   findUsers,
   type OktaAppUser,
   planUser,
-  type UserOutcome,
   type UserPlan,
 } from "./apply.js";
+import { Refused, Stopped } from "./errors.js";
 import { GROUP_EVENTS, logFilter, USER_EVENTS } from "./event-types.js";
-import type { OktaClient } from "./okta-client.js";
-import { pool } from "./pool.js";
+import { forEachLimit, settleAll } from "./for-each-limit.js";
+import { type OktaClient, OktaError } from "./okta-client.js";
 import { reconcile } from "./reconcile.js";
-import { type BulkResult, Deposed, Refused, type ScimClient } from "./scim-client.js";
+import type { BulkResult, ScimClient } from "./scim-client.js";
 
 export interface LogEvent {
   uuid: string;
@@ -33,6 +39,10 @@ export interface LogEvent {
 }
 
 export interface AgentOptions {
+  /** The term this agent works for. */
+  lead: Leadership;
+  /** Aborted when the agent must stop taking work (its node is stopping). */
+  halt: AbortSignal;
   okta: OktaClient;
   appId: string;
   scim: ScimClient;
@@ -44,21 +54,22 @@ export interface AgentOptions {
   pollMs: number;
   pageSize: number;
   maxBatchEvents: number;
-  /** Where a cluster with no cursor starts reading (ISO time). */
-  startAt: string;
+  /** Where a new cluster starts reading (ISO time); unset: when its first primary is elected. */
+  startAt: string | undefined;
   /** More distinct users than this in one round are read by listing the app's users page by page. */
   listThreshold: number;
-  cursorGuard: () => { campaignKey: string; term: number } | undefined;
-  isPrimary: () => boolean;
   /** Reconcile with Okta this often once caught up (0: never). */
   reconcileEveryMs?: number;
   /** Called once, when this term has processed its first event. */
   onFirstApplied?: () => void;
+  /** Called after every round that went through (an empty poll included). */
+  onRoundDone?: () => void;
   logger: Logger;
   metrics: Metrics;
 }
 
 const USER_TYPES = new Set<string>(USER_EVENTS);
+const GROUP_TYPES = new Set<string>(GROUP_EVENTS);
 
 interface UserWork {
   oktaId: string;
@@ -66,6 +77,12 @@ interface UserWork {
   /** The newest event about the user: the stem of its Idempotency-Keys. */
   key: string;
   plan: UserPlan;
+}
+
+/** A group to converge, and the events (or the user's event key) it does so for. */
+interface GroupWork {
+  evs: LogEvent[];
+  key: string;
 }
 
 /** Splits writes into bulks of at most `maxOps` operations and (with room for the envelope) `maxBytes`. */
@@ -86,40 +103,46 @@ function bulkChunks(writes: UserWork[], maxOps: number, maxBytes: number): UserW
   if (cur.length) chunks.push(cur);
   return chunks;
 }
-const GROUP_TYPES = new Set<string>(GROUP_EVENTS);
+
+/**
+ * An Okta answer about one user or group that no retry will change (the subject is gone, or the request about
+ * it is invalid): its events become dead letters. Anything else (401, 403, a 4xx about a listing) is a
+ * problem of the whole agent, which the runner shows and retries.
+ */
+function subjectRefused(err: unknown): boolean {
+  return err instanceof OktaError && [400, 404, 410].includes(err.status);
+}
 
 export class Agent {
-  private stopped = false;
-  private wake: (() => void) | undefined;
   cursor: CursorValue | undefined;
   lastAppliedPublished: string | undefined;
+  private fenceRaised = false;
   private firstApplied = false;
   private lastReconcile = Date.now();
 
   constructor(private readonly o: AgentOptions) {}
 
-  stop(): void {
-    this.stopped = true;
-    this.wake?.();
+  /** The term this agent works for. */
+  get lead(): Leadership {
+    return this.o.lead;
+  }
+
+  /** Aborted when this agent may start no more work: its term ended or its node is stopping. */
+  private get stop(): AbortSignal {
+    return AbortSignal.any([this.o.halt, this.o.lead.signal]);
   }
 
   private get active(): boolean {
-    return !this.stopped && this.o.isPrimary();
+    return !this.o.halt.aborted && this.o.lead.isCurrent();
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
+  private ensureActive(): void {
+    if (!this.active) throw new Stopped(`term ${this.o.lead.term ?? "(standalone)"} is over or stopping`);
   }
 
-  private firstUrl(): string {
+  private firstUrl(startAt: string): string {
     const p = new URLSearchParams({
-      since: this.o.startAt,
+      since: startAt,
       sortOrder: "ASCENDING",
       limit: String(this.o.pageSize),
       filter: logFilter(),
@@ -127,30 +150,48 @@ export class Agent {
     return `/api/v1/logs?${p}`;
   }
 
-  /** Runs rounds until stopped or deposed. */
+  /**
+   * Begins the term, then runs rounds until the term ends or the node stops (resolves), or something fails
+   * (rejects, with nothing of this call still in flight).
+   */
   async run(): Promise<void> {
-    this.cursor = await this.o.cursor.read();
-    let position = this.cursor?.position ?? this.firstUrl();
-    this.o.logger.info({ position: this.cursor ? "stored cursor" : this.o.startAt }, "agent started");
+    this.ensureActive();
+    if (!this.fenceRaised) {
+      // Before the first read: older terms' writes in flight finish first, and any later one is refused.
+      if (!(await this.o.scim.raiseFence()) && this.o.lead.term !== undefined)
+        this.o.logger.warn(
+          "the connector has no fence (not provisiond?); writes of old terms are not refused",
+        );
+      this.fenceRaised = true;
+    }
+    const startAt = this.o.startAt ?? new Date().toISOString();
+    const stored = await this.o.cursor.start(this.o.lead, {
+      position: this.firstUrl(startAt),
+      updatedAt: new Date().toISOString(),
+      ...(this.o.lead.term !== undefined ? { term: this.o.lead.term } : {}),
+    });
+    if (!stored) return; // the term ended before it could read where to start
+    this.cursor = stored;
+    let position = stored.position;
+    this.o.logger.info(
+      { position: stored.published ? `after ${stored.published}` : "the cluster's starting position" },
+      "agent started",
+    );
     while (this.active) {
       const { events, next, caughtUp } = await this.fetchRound(position);
-      if (!this.active) return;
+      this.ensureActive();
       if (events.length) {
         await this.applyRound(events);
-        if (!this.active) return;
+        this.ensureActive();
         const last = events[events.length - 1]!;
         const value: CursorValue = {
           position: next,
           published: last.published,
           updatedAt: new Date().toISOString(),
+          ...(this.o.lead.term !== undefined ? { term: this.o.lead.term } : {}),
         };
-        const guard = this.o.cursorGuard();
-        if (guard) value.term = guard.term;
-        if (!(await this.o.cursor.advance(value, guard))) {
-          this.o.logger.warn(
-            { term: guard?.term },
-            "cursor not advanced: this node is no longer the primary",
-          );
+        if (!(await this.o.cursor.advance(this.o.lead, value))) {
+          this.o.logger.warn({ term: this.o.lead.term }, "cursor not advanced: this term is over");
           return;
         }
         this.cursor = value;
@@ -159,6 +200,7 @@ export class Agent {
         this.o.metrics.eventLag.set(Math.max(0, (Date.now() - Date.parse(last.published)) / 1000));
       }
       position = next;
+      this.o.onRoundDone?.();
       if (caughtUp && this.o.reconcileEveryMs && Date.now() - this.lastReconcile >= this.o.reconcileEveryMs) {
         await reconcile({
           okta: this.o.okta,
@@ -169,7 +211,7 @@ export class Agent {
         });
         this.lastReconcile = Date.now();
       }
-      if (caughtUp) await this.sleep(this.o.pollMs);
+      if (caughtUp) await sleep(this.o.pollMs, undefined, { signal: this.stop }).catch(() => undefined);
     }
   }
 
@@ -196,7 +238,7 @@ export class Agent {
   private async applyRound(events: LogEvent[]): Promise<void> {
     // The newest event about each user decides its idempotency key; all of its events share the outcome.
     const users = new Map<string, LogEvent[]>();
-    const groups = new Map<string, LogEvent[]>();
+    const groups = new Map<string, GroupWork>();
     for (const e of events) {
       const userTarget = e.target?.find((t) => t.type === "User");
       const groupTarget = e.target?.find((t) => t.type === "UserGroup");
@@ -207,7 +249,10 @@ export class Agent {
       }
       if (GROUP_TYPES.has(e.eventType) && groupTarget) {
         // A group event converges the whole group, its membership included, after the round's users.
-        groups.set(groupTarget.id, [...(groups.get(groupTarget.id) ?? []), e]);
+        const g = groups.get(groupTarget.id) ?? { evs: [], key: e.uuid };
+        g.evs.push(e);
+        g.key = e.uuid;
+        groups.set(groupTarget.id, g);
         continue;
       }
       if (USER_TYPES.has(e.eventType) && userTarget)
@@ -215,34 +260,56 @@ export class Agent {
       else this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
     }
     const scimIds = new Map<string, string>();
+    const joined: UserWork[] = [];
     const entries = [...users.entries()];
     // A big round reads Okta by listing every app user, which takes a while; the users of its oldest events
     // go first, read one by one, so they are applied (and a new primary's first event lands) without waiting.
     const head = entries.length > this.o.listThreshold ? entries.slice(0, this.o.concurrency) : [];
-    if (head.length) await this.applyUsers(head, scimIds, false);
-    await this.applyUsers(entries.slice(head.length), scimIds, true);
+    if (head.length) joined.push(...(await this.applyUsers(head, scimIds, false)));
+    joined.push(...(await this.applyUsers(entries.slice(head.length), scimIds, true)));
+    // Users who entered or left the app change the membership of the pushed groups that contain them, even
+    // when those groups' own events came in an earlier round (Okta often logs the group membership first).
+    if (joined.length) await this.addGroupsOf(joined, groups);
     if (groups.size) await this.applyGroups(groups, scimIds);
   }
 
-  /** Converges these users; `mayList` lets a big set read Okta by listing the app's users page by page. */
+  /**
+   * Converges these users; `mayList` lets a big set read Okta by listing the app's users page by page.
+   * Returns the users whose group memberships may have changed.
+   */
   private async applyUsers(
     entries: [string, LogEvent[]][],
     scimIds: Map<string, string>,
     mayList: boolean,
-  ): Promise<void> {
-    if (entries.length === 0) return;
+  ): Promise<UserWork[]> {
+    if (entries.length === 0) return [];
     const ids = entries.map(([id]) => id);
     // Okta's state and the connector's are independent reads: both at once.
-    const [appUsers, existing] = await Promise.all([
+    const [okta, lookup] = await settleAll([
       this.readAppUsers(ids, mayList),
       findUsers(this.o.scim, ids, this.o.concurrency),
-    ]);
-    const work: UserWork[] = entries.map(([oktaId, evs]) => {
+    ] as const);
+    const { appUsers, refused: oktaRefused } = okta;
+    const existing = lookup.found;
+    const work: UserWork[] = [];
+    for (const [oktaId, evs] of entries) {
+      const why = oktaRefused.get(oktaId) ?? lookup.refused.get(oktaId)?.message;
+      if (why !== undefined) {
+        await this.dead(evs, oktaId, why);
+        continue;
+      }
       const key = evs[evs.length - 1]!.uuid;
-      return { oktaId, evs, key, plan: planUser(oktaId, appUsers.get(oktaId), existing.get(oktaId), key) };
-    });
-    const done = (w: UserWork, r: { outcome: UserOutcome; scimId?: string | undefined }) => {
+      work.push({
+        oktaId,
+        evs,
+        key,
+        plan: planUser(oktaId, appUsers.get(oktaId), existing.get(oktaId), key),
+      });
+    }
+    const joined: UserWork[] = [];
+    const done = (w: UserWork, r: UserPlan) => {
       if (r.scimId) scimIds.set(w.oktaId, r.scimId);
+      if (r.membershipMayChange) joined.push(w);
       this.markFirstApplied();
       for (const e of w.evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: r.outcome });
     };
@@ -262,63 +329,103 @@ export class Agent {
     const writes = work.filter((w) => w.plan.request);
     const limits =
       this.o.bulkOperations > 0 && writes.length > 1 ? await this.o.scim.bulkLimits() : undefined;
-    if (!limits) await pool(writes, this.o.concurrency, alone);
-    else {
-      const chunks = bulkChunks(
-        writes,
-        Math.min(this.o.bulkOperations, limits.maxOperations),
-        limits.maxPayloadSize,
-      );
-      // A few bulks in flight keep the connector and the database busy at once; each bulk is one transaction.
-      await pool(chunks, Math.min(this.o.concurrency, 4), async (chunk) => {
-        let results: BulkResult[] | undefined;
-        try {
-          results = await this.o.scim.bulk(chunk.map((w) => w.plan.request!));
-        } catch (err) {
-          if (!(err instanceof Refused)) throw err;
-          this.o.logger.warn(
-            { status: err.status, detail: err.detail },
-            "bulk refused; sending its writes one by one",
-          );
-        }
-        const retry: UserWork[] = [];
-        chunk.forEach((w, k) => {
-          const r = results?.[k];
-          if (!r || r.status < 200 || r.status > 299) retry.push(w);
-          else done(w, { outcome: w.plan.outcome, scimId: w.plan.scimId ?? r.location?.split("/").pop() });
-        });
-        await pool(retry, this.o.concurrency, alone);
-      });
+    if (!limits) {
+      await forEachLimit(writes, this.o.concurrency, alone, this.stop);
+      return joined;
     }
+    const chunks = bulkChunks(
+      writes,
+      Math.min(this.o.bulkOperations, limits.maxOperations),
+      limits.maxPayloadSize,
+    );
+    // A few bulks in flight keep the connector and the database busy at once; each bulk is one transaction.
+    const sendBulk = async (chunk: UserWork[]) => {
+      let results: BulkResult[] | undefined;
+      try {
+        results = await this.o.scim.bulk(chunk.map((w) => w.plan.request!));
+      } catch (err) {
+        if (!(err instanceof Refused)) throw err;
+        this.o.logger.warn(
+          { status: err.status, detail: err.detail },
+          "bulk refused; sending its writes one by one",
+        );
+      }
+      const retry: UserWork[] = [];
+      chunk.forEach((w, k) => {
+        const r = results?.[k];
+        if (!r || r.status < 200 || r.status > 299) retry.push(w);
+        else done(w, { ...w.plan, scimId: w.plan.scimId ?? r.location?.split("/").pop() });
+      });
+      await forEachLimit(retry, this.o.concurrency, alone, this.stop);
+    };
+    await forEachLimit(chunks, Math.min(this.o.concurrency, 4), sendBulk, this.stop);
+    return joined;
   }
 
-  /** Current app-user state for `ids`: one GET each when few, the paged app-user list when many. */
-  private async readAppUsers(ids: string[], mayList = true): Promise<Map<string, OktaAppUser>> {
-    const out = new Map<string, OktaAppUser>();
+  /**
+   * Current app-user state for `ids`: one GET each when few, the paged app-user list when many. A user Okta
+   * refuses to describe (see subjectRefused) is returned in `refused` with the reason.
+   */
+  private async readAppUsers(
+    ids: string[],
+    mayList = true,
+  ): Promise<{ appUsers: Map<string, OktaAppUser>; refused: Map<string, string> }> {
+    const appUsers = new Map<string, OktaAppUser>();
+    const refused = new Map<string, string>();
     if (mayList && ids.length > this.o.listThreshold) {
       const wanted = new Set(ids);
       const all = await this.o.okta.getAll<OktaAppUser>(
         `/api/v1/apps/${this.o.appId}/users?limit=500&expand=user`,
       );
-      for (const au of all) if (wanted.has(au.id)) out.set(au.id, au);
-      return out;
+      for (const au of all) if (wanted.has(au.id)) appUsers.set(au.id, au);
+      return { appUsers, refused };
     }
-    await pool(ids, this.o.concurrency, async (id) => {
+    const readOne = async (id: string) => {
       try {
-        out.set(
-          id,
-          (await this.o.okta.get<OktaAppUser>(`/api/v1/apps/${this.o.appId}/users/${id}?expand=user`)).items,
-        );
+        const path = `/api/v1/apps/${this.o.appId}/users/${encodeURIComponent(id)}?expand=user`;
+        appUsers.set(id, (await this.o.okta.get<OktaAppUser>(path)).items);
       } catch (err) {
-        if ((err as { status?: number }).status !== 404) throw err;
+        // 404: not assigned (any more).
+        if (err instanceof OktaError && err.status === 404) return;
+        if (!subjectRefused(err)) throw err;
+        refused.set(id, `Okta: ${(err as Error).message}`);
       }
-    });
-    return out;
+    };
+    await forEachLimit(ids, this.o.concurrency, readOne, this.stop);
+    return { appUsers, refused };
   }
 
-  private async applyGroups(groups: Map<string, LogEvent[]>, scimIds: Map<string, string>): Promise<void> {
+  /** Adds to `groups` the pushed groups that contain any of `users`. */
+  private async addGroupsOf(users: UserWork[], groups: Map<string, GroupWork>): Promise<void> {
     const pushed = await this.o.okta.pushedGroups(this.o.appId);
-    for (const [groupId, evs] of groups) {
+    if (pushed.size === 0) return;
+    const add = (groupId: string, w: UserWork) => {
+      if (!pushed.has(groupId) || groups.has(groupId)) return;
+      groups.set(groupId, { evs: [], key: `${w.key}:${groupId}` });
+    };
+    if (users.length > this.o.listThreshold) {
+      // Many users: converging every pushed group costs fewer Okta calls than asking for each user's groups.
+      for (const id of pushed) add(id, users[users.length - 1]!);
+      return;
+    }
+    await forEachLimit(
+      users,
+      this.o.concurrency,
+      async (w) => {
+        try {
+          for (const id of await this.o.okta.userGroups(w.oktaId)) add(id, w);
+        } catch (err) {
+          if (!subjectRefused(err)) throw err;
+        }
+      },
+      this.stop,
+    );
+  }
+
+  private async applyGroups(groups: Map<string, GroupWork>, scimIds: Map<string, string>): Promise<void> {
+    const pushed = await this.o.okta.pushedGroups(this.o.appId);
+    for (const [groupId, { evs, key }] of groups) {
+      this.ensureActive();
       if (!pushed.has(groupId)) {
         for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
         continue;
@@ -326,18 +433,22 @@ export class Agent {
       try {
         const { name, memberIds } = await this.o.okta.groupWithMembers(groupId);
         // Only members assigned to the app are pushed, as Okta does.
-        const assigned = await this.readAppUsers(memberIds);
+        const { appUsers: assigned } = await this.readAppUsers(memberIds);
         const scimMembers: string[] = [];
         for (const m of memberIds) {
           if (!assigned.has(m)) continue;
           const id = scimIds.get(m) ?? (await findUser(this.o.scim, m))?.id;
           if (id) scimMembers.push(id);
         }
-        const outcome = await applyGroup(this.o.scim, groupId, name, scimMembers, evs[evs.length - 1]!.uuid);
+        const outcome = await applyGroup(this.o.scim, groupId, name, scimMembers, key);
         for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome });
       } catch (err) {
-        if (err instanceof Refused) {
-          await this.dead(evs, groupId, err.message);
+        if (err instanceof Refused || subjectRefused(err)) {
+          await this.dead(
+            evs,
+            groupId,
+            err instanceof Refused ? err.message : `Okta: ${(err as Error).message}`,
+          );
           continue;
         }
         throw err;
@@ -364,5 +475,3 @@ export class Agent {
     );
   }
 }
-
-export { Deposed };

@@ -4,8 +4,9 @@
  * group push with one PATCH per change. It reads state rather than replaying events, so a replayed or
  * reordered event converges to the same result, and it writes nothing when the connector already agrees.
  */
-import { pool } from "./pool.js";
-import { Refused, type ScimClient } from "./scim-client.js";
+import { Refused } from "./errors.js";
+import { forEachLimit } from "./for-each-limit.js";
+import type { ScimClient } from "./scim-client.js";
 
 export interface OktaAppUser {
   id: string;
@@ -25,7 +26,7 @@ export interface ScimUser {
 
 const CORE = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const q = (s: string) => encodeURIComponent(s);
+const uri = (s: string) => encodeURIComponent(s);
 
 export type UserOutcome = "created" | "updated" | "deactivated" | "unchanged";
 
@@ -66,25 +67,48 @@ const ACTIVE_STATES = new Set([
 ]);
 
 export async function findUser(scim: ScimClient, oktaId: string): Promise<ScimUser | undefined> {
-  return (await findUsers(scim, [oktaId])).get(oktaId);
+  const { found, refused } = await findUsers(scim, [oktaId]);
+  const why = refused.get(oktaId);
+  if (why) throw why;
+  return found.get(oktaId);
 }
 
-/** Looks many users up (`externalId eq "a" or externalId eq "b" …`), 80 to a request, `parallel` at once. */
-export async function findUsers(
-  scim: ScimClient,
-  oktaIds: string[],
-  parallel = 1,
-): Promise<Map<string, ScimUser>> {
-  const out = new Map<string, ScimUser & { externalId?: string }>();
+export interface Lookup {
+  found: Map<string, ScimUser>;
+  /** Users the connector will not look up even alone (their filter is refused): dead letters. */
+  refused: Map<string, Refused>;
+}
+
+/**
+ * Looks many users up (`externalId eq "a" or externalId eq "b" …`), 80 to a request, `parallel` at once. A
+ * connector that refuses a long filter (a smaller maxFilterLength, a third-party server's limit) gets halves
+ * of it, down to one user a request; a user refused even alone is reported, never retried forever.
+ */
+export async function findUsers(scim: ScimClient, oktaIds: string[], parallel = 1): Promise<Lookup> {
+  const out: Lookup = { found: new Map(), refused: new Map() };
   const chunks: string[][] = [];
   for (let i = 0; i < oktaIds.length; i += 80) chunks.push(oktaIds.slice(i, i + 80));
-  await pool(chunks, parallel, async (chunk) => {
+  const lookUp = async (chunk: string[]): Promise<void> => {
     const filter = chunk.map((id) => `externalId eq ${JSON.stringify(id)}`).join(" or ");
-    const r = await scim.request("GET", `/Users?filter=${q(filter)}&startIndex=1&count=${chunk.length * 2}`);
-    for (const u of (r.body as { Resources?: (ScimUser & { externalId?: string })[] }).Resources ?? []) {
-      if (u.externalId) out.set(u.externalId, u);
+    let r: Awaited<ReturnType<ScimClient["request"]>>;
+    try {
+      r = await scim.request("GET", `/Users?filter=${uri(filter)}&startIndex=1&count=${chunk.length * 2}`);
+    } catch (err) {
+      if (!(err instanceof Refused)) throw err;
+      if (chunk.length === 1) {
+        out.refused.set(chunk[0]!, err);
+        return;
+      }
+      const half = Math.ceil(chunk.length / 2);
+      await lookUp(chunk.slice(0, half));
+      await lookUp(chunk.slice(half));
+      return;
     }
-  });
+    for (const u of (r.body as { Resources?: (ScimUser & { externalId?: string })[] }).Resources ?? []) {
+      if (u.externalId) out.found.set(u.externalId, u);
+    }
+  };
+  await forEachLimit(chunks, parallel, lookUp);
   return out;
 }
 
@@ -93,6 +117,11 @@ export interface UserPlan {
   outcome: UserOutcome;
   scimId?: string;
   request?: { method: "POST" | "PUT" | "PATCH"; path: string; body: unknown; key: string };
+  /**
+   * The user enters or leaves the app (created, or its account turns active or inactive): the pushed groups
+   * that contain it must be converged too, since only assigned users are pushed as members.
+   */
+  membershipMayChange?: boolean;
 }
 
 /** Decides how to converge one user; `key` is the Idempotency-Key stem (the newest event about the user). */
@@ -108,6 +137,7 @@ export function planUser(
     if (!appUser) return { outcome: "unchanged" };
     return {
       outcome: "created",
+      membershipMayChange: true,
       request: {
         method: "POST",
         path: "/Users",
@@ -121,6 +151,7 @@ export function planUser(
     return {
       outcome: "deactivated",
       scimId: found.id,
+      membershipMayChange: true,
       request: {
         method: "PATCH",
         path: `/Users/${found.id}`,
@@ -134,6 +165,7 @@ export function planUser(
   return {
     outcome: active ? "updated" : "deactivated",
     scimId: found.id,
+    membershipMayChange: (found.active ?? true) !== active,
     request: {
       method: "PUT",
       path: `/Users/${found.id}`,
@@ -150,13 +182,13 @@ export async function applyUser(
   appUser: OktaAppUser | undefined,
   found: ScimUser | undefined,
   key: string,
-): Promise<{ outcome: UserOutcome; scimId?: string }> {
+): Promise<UserPlan> {
   const plan = planUser(oktaId, appUser, found, key);
   const rq = plan.request;
   if (!rq) return plan;
   try {
     const reply = await scim.request(rq.method, rq.path, rq.body, rq.key);
-    return { outcome: plan.outcome, scimId: plan.scimId ?? (reply.body as ScimUser).id };
+    return { ...plan, scimId: plan.scimId ?? (reply.body as ScimUser | undefined)?.id };
   } catch (err) {
     // Created since the round's lookup (by another client): converge by updating it instead.
     if (!(rq.method === "POST" && err instanceof Refused && err.status === 409)) throw err;
@@ -172,7 +204,10 @@ interface ScimGroup {
   members?: { value: string }[];
 }
 
-/** Converges one pushed group: create it if missing, rename it, and fix its membership in one PATCH. */
+/**
+ * Converges one pushed group with one write: create it with its members if missing, or rename it and fix its
+ * membership in one PATCH. `key` is the Idempotency-Key stem.
+ */
 export async function applyGroup(
   scim: ScimClient,
   oktaGroupId: string,
@@ -182,33 +217,31 @@ export async function applyGroup(
 ): Promise<"created" | "updated" | "unchanged"> {
   const r = await scim.request(
     "GET",
-    `/Groups?filter=${q(`externalId eq "${oktaGroupId}"`)}&startIndex=1&count=2`,
+    `/Groups?filter=${uri(`externalId eq ${JSON.stringify(oktaGroupId)}`)}&startIndex=1&count=2`,
   );
-  let group = ((r.body as { Resources?: ScimGroup[] }).Resources ?? [])[0];
-  let outcome: "created" | "updated" | "unchanged" = "unchanged";
+  const group = ((r.body as { Resources?: ScimGroup[] }).Resources ?? [])[0];
+  const want = new Set(memberScimIds);
   if (!group) {
-    const created = await scim.request(
+    await scim.request(
       "POST",
       "/Groups",
       {
         schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"],
         displayName: name,
         externalId: oktaGroupId,
-        members: [],
+        members: [...want].map((value) => ({ value })),
       },
       `${key}:create`,
     );
-    group = created.body as ScimGroup;
-    outcome = "created";
+    return "created";
   }
   const have = new Set((group.members ?? []).map((m) => m.value));
-  const want = new Set(memberScimIds);
   const ops: unknown[] = [];
   if (group.displayName !== name) ops.push({ op: "replace", value: { id: group.id, displayName: name } });
   for (const id of have) if (!want.has(id)) ops.push({ op: "remove", path: `members[value eq "${id}"]` });
   const add = [...want].filter((id) => !have.has(id)).map((value) => ({ value }));
   if (add.length) ops.push({ op: "add", path: "members", value: add });
-  if (ops.length === 0) return outcome;
+  if (ops.length === 0) return "unchanged";
   await scim.request("PATCH", `/Groups/${group.id}`, { schemas: [PATCH], Operations: ops }, `${key}:members`);
-  return outcome === "created" ? "created" : "updated";
+  return "updated";
 }

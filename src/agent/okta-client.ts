@@ -3,9 +3,12 @@
  * the way Okta documents them: when X-Rate-Limit-Remaining reaches 0, or a 429 arrives, wait until
  * X-Rate-Limit-Reset before calling that endpoint family again.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { Pool } from "undici";
 import type { Metrics } from "../observability/metrics.js";
+import { Stopped } from "./errors.js";
+import { parseJson } from "./json.js";
 
 export type OktaBucket = "logs" | "apps" | "users" | "groups";
 
@@ -44,23 +47,46 @@ export function nextLink(header: string | string[] | undefined): string | undefi
   return undefined;
 }
 
+export interface OktaClientOptions {
+  orgUrl: string;
+  token: string;
+  metrics: Metrics;
+  logger: Logger;
+  /** Aborted when the agent stops: no new call starts, and waits for a rate-limit reset end. */
+  halt?: AbortSignal;
+  /** Aborted to cut off the calls in flight. */
+  cancel?: AbortSignal;
+}
+
 export class OktaClient {
   private readonly pool: Pool;
   private readonly origin: string;
+  private readonly token: string;
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
   /** Epoch ms before which a bucket must not be called (its budget is spent). */
   private readonly blockedUntil = new Map<OktaBucket, number>();
   calls = 0;
   private closed = false;
 
-  constructor(
-    orgUrl: string,
-    private readonly token: string,
-    private readonly metrics: Metrics,
-    private readonly logger: Logger,
-    private readonly stopped: () => boolean = () => false,
-  ) {
-    this.origin = new URL(orgUrl).origin;
+  constructor(private readonly o: OktaClientOptions) {
+    this.origin = new URL(o.orgUrl).origin;
+    this.token = o.token;
+    this.metrics = o.metrics;
+    this.logger = o.logger;
     this.pool = new Pool(this.origin, { connections: 8, keepAliveTimeout: 30_000 });
+  }
+
+  private checkRunning(): void {
+    if (this.closed || this.o.halt?.aborted || this.o.cancel?.aborted) throw new Stopped("agent stopped");
+  }
+
+  private async wait(ms: number): Promise<void> {
+    try {
+      await sleep(ms, undefined, this.o.halt ? { signal: this.o.halt } : {});
+    } catch {
+      throw new Stopped("agent stopped while waiting for Okta");
+    }
   }
 
   /** GET a path or a full `next` URL; retries 429s and transient failures until stopped. */
@@ -72,9 +98,9 @@ export class OktaClient {
     const bucket = bucketOf(url.pathname);
     let attempt = 0;
     for (;;) {
-      if (this.closed || this.stopped()) throw new OktaError(0, undefined, "agent stopped");
+      this.checkRunning();
       const wait = (this.blockedUntil.get(bucket) ?? 0) - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, 5000)));
+      if (wait > 0) await this.wait(Math.min(wait, 5000));
       if ((this.blockedUntil.get(bucket) ?? 0) > Date.now()) continue;
       let status: number;
       let headers: Record<string, string | string[] | undefined>;
@@ -90,14 +116,16 @@ export class OktaClient {
           },
           headersTimeout: 30_000,
           bodyTimeout: 30_000,
+          ...(this.o.cancel ? { signal: this.o.cancel } : {}),
         });
         status = res.statusCode;
         headers = res.headers;
         text = await res.body.text();
       } catch (err) {
+        this.checkRunning();
         this.metrics.agentRetries.inc({ target: "okta", reason: "network" });
         this.logger.warn({ err: (err as Error).message, bucket }, "Okta unreachable; retrying");
-        await new Promise((r) => setTimeout(r, Math.min(30_000, 250 * 2 ** Math.min(attempt++, 7))));
+        await this.wait(Math.min(30_000, 250 * 2 ** Math.min(attempt++, 7)));
         continue;
       }
       this.calls++;
@@ -116,26 +144,25 @@ export class OktaClient {
       }
       if (status === 429) {
         this.metrics.agentRetries.inc({ target: "okta", reason: "429" });
-        if (!Number.isFinite(reset))
-          await new Promise((r) => setTimeout(r, Math.min(60_000, 1000 * 2 ** Math.min(attempt++, 6))));
+        if (!Number.isFinite(reset)) await this.wait(Math.min(60_000, 1000 * 2 ** Math.min(attempt++, 6)));
         continue;
       }
       if (status >= 500) {
         this.metrics.agentRetries.inc({ target: "okta", reason: String(status) });
-        await new Promise((r) => setTimeout(r, Math.min(30_000, 250 * 2 ** Math.min(attempt++, 7))));
+        await this.wait(Math.min(30_000, 250 * 2 ** Math.min(attempt++, 7)));
         continue;
       }
-      const body = text
-        ? (JSON.parse(text) as T & { errorCode?: string; errorSummary?: string })
-        : (undefined as T);
       if (status >= 400) {
-        const b = body as { errorCode?: string; errorSummary?: string } | undefined;
+        const b = parseJson(text) as { errorCode?: string; errorSummary?: string } | undefined;
         throw new OktaError(
           status,
           b?.errorCode,
           `${status} ${b?.errorCode ?? ""} ${b?.errorSummary ?? text.slice(0, 200)}`,
         );
       }
+      const body = parseJson(text) as T;
+      if (text && body === undefined)
+        throw new OktaError(status, undefined, `${status} answer to ${url.pathname} is not JSON`);
       const next = nextLink(headers.link);
       return next ? { items: body, next } : { items: body };
     }
@@ -166,6 +193,12 @@ export class OktaClient {
     const group = (await this.get<{ profile: { name: string } }>(`/api/v1/groups/${groupId}`)).items;
     const members = await this.getAll<{ id: string }>(`/api/v1/groups/${groupId}/users?limit=1000`);
     return { name: group.profile.name, memberIds: members.map((u) => u.id) };
+  }
+
+  /** Ids of the groups a user belongs to (GET /api/v1/users/{id}/groups). */
+  async userGroups(userId: string): Promise<string[]> {
+    const groups = await this.getAll<{ id: string }>(`/api/v1/users/${encodeURIComponent(userId)}/groups`);
+    return groups.map((g) => g.id);
   }
 
   async close(): Promise<void> {

@@ -6,9 +6,10 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { applyGroup, applyUser, type OktaAppUser, type ScimUser } from "./apply.js";
+import { Refused } from "./errors.js";
+import { forEachLimit } from "./for-each-limit.js";
 import type { OktaClient } from "./okta-client.js";
-import { pool } from "./pool.js";
-import { Refused, type ScimClient } from "./scim-client.js";
+import type { ScimClient } from "./scim-client.js";
 
 export interface ReconcileResult {
   users: Record<string, number>;
@@ -49,7 +50,7 @@ export async function reconcile(o: {
   // Every assigned user, and every user the app has that Okta no longer assigns (to deactivate).
   const subjects = [...new Set([...appUsers.keys(), ...existing.keys()])];
   const scimIds = new Map<string, string>();
-  await pool(subjects, o.concurrency, async (id) => {
+  await forEachLimit(subjects, o.concurrency, async (id) => {
     try {
       const r = await applyUser(o.scim, id, appUsers.get(id), existing.get(id), `${run}:${id}`);
       if (r.scimId) scimIds.set(id, r.scimId);

@@ -1,87 +1,196 @@
 /**
- * Starts the agent when this node becomes primary and stops it the moment it is not, so only the primary
- * processes events. Standalone nodes (no etcd) are always primary.
+ * Runs one agent per term: when this node is elected it starts an agent for that term (src/cluster/
+ * leadership.ts), and the agent stops the moment the term ends. Terms run one after another, so a new agent
+ * starts only when the previous one has nothing in flight. Standalone nodes (no etcd) are always primary.
+ *
+ * `runTerm` is the one loop to read; each branch says what it decided.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Election } from "../cluster/election.js";
+import { Leadership, TermEnded } from "../cluster/leadership.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Agent } from "./agent.js";
-import { Deposed } from "./scim-client.js";
+import { Fenced, ProtocolError, Refused, Stopped } from "./errors.js";
+import { OktaError } from "./okta-client.js";
+
+/** What an agent for one term is made of; `close` releases its clients. */
+export type AgentFactory = (
+  lead: Leadership,
+  signals: { halt: AbortSignal; cancel: AbortSignal },
+) => { agent: Agent; close: () => Promise<void> };
+
+export interface AgentRunnerOptions {
+  make: AgentFactory;
+  election: Election | undefined;
+  /** How long a stopping node lets the agent's requests in flight finish before cutting them off. */
+  drainMs: number;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** Why the agent is not making progress, for /status. */
+export interface AgentTrouble {
+  since: string;
+  at: string;
+  reason: string;
+  message: string;
+  failures: number;
+}
+
+/** The store's fence is ahead of anything etcd can issue: no term can write until an operator acts. */
+export interface FenceAhead {
+  since: string;
+  storedToken: number;
+  etcdRevision: number;
+  fix: string;
+}
+
+const FENCE_AHEAD_FIX =
+  "the store's fencing token is above etcd's revision (etcd restored from a snapshot?): see README, 'A fence ahead of etcd'";
+/** How long a primary blocked by a fence ahead of etcd waits before it steps down and tries again. */
+const FENCE_AHEAD_RETRY_MS = 10_000;
+
+function reasonOf(err: unknown): string {
+  if (err instanceof OktaError) return `okta-${err.status}`;
+  if (err instanceof Refused) return `scim-${err.status}`;
+  if (err instanceof ProtocolError) return "scim-protocol";
+  return "other";
+}
 
 export class AgentRunner {
   private agent: Agent | undefined;
-  private loop: Promise<void> | undefined;
-  private stopped = false;
+  /** Terms run in order: each waits for the one before it to have nothing in flight. */
+  private loop: Promise<void> = Promise.resolve();
+  private readonly halt = new AbortController();
+  private readonly cut = new AbortController();
+  private _trouble: AgentTrouble | undefined;
+  private _fenceAhead: FenceAhead | undefined;
 
-  constructor(
-    private readonly make: (hooks: { onFirstApplied: () => void }) => Agent,
-    private readonly election: Election | undefined,
-    private readonly logger: Logger,
-    private readonly metrics: Metrics,
-  ) {}
-
-  isPrimary(): boolean {
-    return !this.stopped && (this.election ? this.election.isPrimary() : true);
-  }
+  constructor(private readonly o: AgentRunnerOptions) {}
 
   get current(): Agent | undefined {
     return this.agent;
   }
+  get trouble(): AgentTrouble | undefined {
+    return this._trouble;
+  }
+  get fenceAhead(): FenceAhead | undefined {
+    return this._fenceAhead;
+  }
 
   start(): void {
-    if (!this.election) {
-      this.begin(undefined);
+    const election = this.o.election;
+    if (!election) {
+      this.serve(Leadership.standalone());
       return;
     }
-    this.election.on("elected", ({ previousGoneAt }: { previousGoneAt?: number }) =>
-      this.begin(previousGoneAt),
-    );
-    this.election.on("demoted", () => this.halt());
-    if (this.election.isPrimary()) this.begin(undefined);
+    election.on("elected", (lead: Leadership) => this.serve(lead));
+    if (election.current) this.serve(election.current);
   }
 
-  private begin(previousGoneAt: number | undefined): void {
-    if (this.stopped || this.agent) return;
-    const agent = this.make({
-      onFirstApplied: () => {
-        if (previousGoneAt === undefined) return;
-        const seconds = (Date.now() - previousGoneAt) / 1000;
-        this.metrics.failoverDuration.observe(seconds);
-        const f = this.election?.failovers[0];
-        if (f) Object.assign(f, { firstEventAfterMs: Math.round(seconds * 1000) });
-        this.logger.info({ failoverSeconds: seconds }, "first event processed after failover");
-      },
+  private serve(lead: Leadership): void {
+    this.loop = this.loop.then(() => this.runTerm(lead));
+  }
+
+  private async runTerm(lead: Leadership): Promise<void> {
+    if (this.halt.signal.aborted || !lead.isCurrent()) return; // decided: that term is already over
+    const { agent, close } = this.o.make(lead, {
+      halt: this.halt.signal,
+      cancel: AbortSignal.any([lead.signal, this.cut.signal]),
     });
     this.agent = agent;
-    this.loop = (async () => {
-      let backoff = 200;
-      while (this.agent === agent && this.isPrimary()) {
+    const stop = AbortSignal.any([lead.signal, this.halt.signal]);
+    let backoff = 200;
+    try {
+      for (;;) {
         try {
           await agent.run();
+          return; // decided: the term ended or the node is stopping, and the agent has let go
         } catch (err) {
-          if (err instanceof Deposed) {
-            this.logger.warn({ reason: err.message }, "agent stopped: deposed");
-            break;
+          if (err instanceof Stopped || err instanceof TermEnded || stop.aborted) return; // decided: as above
+          if (err instanceof Fenced) {
+            await this.deposed(lead, err, stop); // decided: a newer term exists; give this one up
+            return;
           }
-          this.logger.error({ err }, "agent round failed; retrying from the cursor");
-          await new Promise((r) => setTimeout(r, backoff));
+          // Decided: retry from the cursor after a back-off, and say so where an operator looks.
+          this.failed(err);
+          await sleep(backoff, undefined, { signal: stop }).catch(() => undefined);
           backoff = Math.min(backoff * 2, 10_000);
-          continue;
         }
-        if (!this.isPrimary()) break;
       }
-    })();
+    } finally {
+      this.agent = undefined;
+      await close();
+    }
   }
 
-  /** Stops processing now; in-flight requests finish or are abandoned (they are idempotent). */
-  halt(): void {
-    this.agent?.stop();
-    this.agent = undefined;
+  /** The store refused this term's token. Step down and campaign again, unless no term could ever pass. */
+  private async deposed(lead: Leadership, err: Fenced, stop: AbortSignal): Promise<void> {
+    const election = this.o.election;
+    const revision = await election?.etcdRevision().catch(() => undefined);
+    if (err.storedToken !== undefined && revision !== undefined && err.storedToken > revision) {
+      // No campaign key can ever get a create revision this high: re-campaigning at once would spin.
+      this._fenceAhead ??= {
+        since: new Date().toISOString(),
+        storedToken: err.storedToken,
+        etcdRevision: revision,
+        fix: FENCE_AHEAD_FIX,
+      };
+      this.o.metrics.fenceAhead.set(1);
+      this.o.logger.error(
+        { term: lead.term, storedToken: err.storedToken, etcdRevision: revision },
+        `agent blocked: ${FENCE_AHEAD_FIX}`,
+      );
+      await sleep(FENCE_AHEAD_RETRY_MS, undefined, { signal: stop }).catch(() => undefined);
+    } else {
+      this.o.logger.warn(
+        { term: lead.term, storedToken: err.storedToken },
+        "deposed: the store has a newer term",
+      );
+    }
+    election?.stepDown(lead, "fenced");
   }
 
+  private failed(err: unknown): void {
+    const now = new Date().toISOString();
+    const reason = reasonOf(err);
+    this._trouble = {
+      since: this._trouble?.since ?? now,
+      at: now,
+      reason,
+      message: (err as Error).message,
+      failures: (this._trouble?.failures ?? 0) + 1,
+    };
+    this.o.metrics.agentRoundFailures.inc({ reason });
+    this.o.logger.error(
+      { err, reason, failures: this._trouble.failures },
+      "agent round failed; retrying from the cursor",
+    );
+  }
+
+  /** A round went through: whatever stood in the way has cleared. */
+  roundSucceeded(): void {
+    if (this._trouble) this.o.logger.info({ failures: this._trouble.failures }, "agent recovered");
+    this._trouble = undefined;
+    if (this._fenceAhead) this.o.metrics.fenceAhead.set(0);
+    this._fenceAhead = undefined;
+  }
+
+  /**
+   * Graceful stop: take no more work, let the requests in flight finish (for up to drainMs), then cut off
+   * what is left. Resolves when the agent has nothing in flight, so the node can resign safely.
+   */
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.halt();
-    await Promise.race([this.loop, new Promise((r) => setTimeout(r, 2000))]);
+    this.halt.abort(new Stopped("node stopping"));
+    const drained = await Promise.race([
+      this.loop.then(() => true),
+      sleep(this.o.drainMs, undefined, { ref: false }).then(() => false),
+    ]);
+    if (!drained) {
+      this.o.logger.warn({ drainMs: this.o.drainMs }, "cutting off the agent's requests still in flight");
+      this.cut.abort(new Stopped("node stopping"));
+      await this.loop;
+    }
   }
 }

@@ -1,30 +1,24 @@
 /**
- * The agent's SCIM client: keep-alive HTTP to a connector, with the source event as Idempotency-Key and the
- * term as X-Provisiond-Fencing-Token on every write. 503 means "later" (the store is down): wait Retry-After
- * and try again, in order, for as long as this node is primary. A 409 for a stale token means this node was
- * deposed; other 4xx mean the request can never apply.
+ * The agent's SCIM client: keep-alive HTTP to a connector. Every write carries the source event as
+ * Idempotency-Key and the term (src/cluster/leadership.ts) as X-Provisiond-Fencing-Token. A client belongs to
+ * one term: it starts no attempt once that term is over or its agent has stopped, so work begun in one term
+ * never goes out under the next.
+ *
+ * 503 (and 429, and other 5xx) means "later": wait Retry-After and try again, in order. A 409 that carries
+ * X-Provisiond-Fencing means the store knows a newer term: this node was deposed. Other 4xx mean the request
+ * can never apply.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { Pool } from "undici";
+import type { Leadership } from "../cluster/leadership.js";
 import type { Metrics } from "../observability/metrics.js";
+import { Fenced, ProtocolError, Refused, Stopped } from "./errors.js";
+import { parseJson } from "./json.js";
 
-export class Deposed extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "Deposed";
-  }
-}
-
-/** A request the connector refused for good (400, 404 on a write, 409 uniqueness, 422): a dead letter. */
-export class Refused extends Error {
-  constructor(
-    readonly status: number,
-    readonly detail: string,
-  ) {
-    super(`${status}: ${detail}`);
-    this.name = "Refused";
-  }
-}
+export const FENCING_HEADER = "x-provisiond-fencing-token";
+/** The connector's machine-readable answer to a stale token: `stale; current=<token>`. */
+export const FENCING_REFUSED_HEADER = "x-provisiond-fencing";
 
 export interface ScimReply {
   status: number;
@@ -36,9 +30,12 @@ export interface ScimClientOptions {
   authorization: string;
   logger: Logger;
   metrics: Metrics;
-  /** Whether this node may still write; checked before every attempt. */
-  mayWrite: () => boolean;
-  term: () => number | undefined;
+  /** The term whose writes this client carries; none for a plain SCIM client (`provisiond reconcile`). */
+  lead?: Leadership;
+  /** Aborted when the agent stops taking work: no new attempt starts, and back-off waits end. */
+  halt?: AbortSignal;
+  /** Aborted to cut off the requests in flight. */
+  cancel?: AbortSignal;
   tls?: { ca?: Buffer; rejectUnauthorized?: boolean };
 }
 
@@ -58,6 +55,14 @@ export interface BulkResult {
   status: number;
   location?: string;
   detail?: string;
+}
+
+type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+/** `stale; current=123` → 123. */
+function storedTokenOf(header: string | string[] | undefined): number | undefined {
+  const m = /current=(\d+)/.exec(Array.isArray(header) ? header.join(",") : (header ?? ""));
+  return m ? Number(m[1]) : undefined;
 }
 
 export class ScimClient {
@@ -84,27 +89,39 @@ export class ScimClient {
     });
   }
 
-  async request(
-    method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
-    path: string,
-    body?: unknown,
-    idempotencyKey?: string,
-  ): Promise<ScimReply> {
+  /** Why nothing more may go out, or undefined while it may. */
+  private stopReason(): string | undefined {
+    if (this.closed) return "client closed";
+    if (this.o.halt?.aborted || this.o.cancel?.aborted) return "agent stopped";
+    if (this.o.lead && !this.o.lead.isCurrent()) return `term ${this.o.lead.term} is over`;
+    return undefined;
+  }
+
+  private async backOff(ms: number): Promise<void> {
+    try {
+      await sleep(ms, undefined, this.o.halt ? { signal: this.o.halt } : {});
+    } catch {
+      throw new Stopped("agent stopped while backing off");
+    }
+  }
+
+  async request(method: Method, path: string, body?: unknown, idempotencyKey?: string): Promise<ScimReply> {
     let attempt = 0;
     for (;;) {
-      if (this.closed || !this.o.mayWrite()) throw new Deposed("no longer primary");
-      const term = this.o.term();
+      const stop = this.stopReason();
+      if (stop) throw new Stopped(stop);
       const headers: Record<string, string> = {
         authorization: this.o.authorization,
         accept: "application/scim+json",
         "user-agent": "provisiond-agent",
       };
       if (body !== undefined) headers["content-type"] = "application/scim+json";
-      if (term !== undefined) headers["x-provisiond-fencing-token"] = String(term);
+      const term = this.o.lead?.term;
+      if (term !== undefined && method !== "GET") headers[FENCING_HEADER] = String(term);
       if (idempotencyKey && method !== "GET") headers["idempotency-key"] = idempotencyKey;
       let status: number;
       let text: string;
-      let retryAfter: string | string[] | undefined;
+      let resHeaders: Record<string, string | string[] | undefined>;
       try {
         const res = await this.pool.request({
           method,
@@ -113,32 +130,58 @@ export class ScimClient {
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
           headersTimeout: 60_000,
           bodyTimeout: 60_000,
+          ...(this.o.cancel ? { signal: this.o.cancel } : {}),
         });
         status = res.statusCode;
-        retryAfter = res.headers["retry-after"];
+        resHeaders = res.headers;
         text = await res.body.text();
       } catch (err) {
+        const stopped = this.stopReason();
+        if (stopped) throw new Stopped(stopped);
         this.o.metrics.agentRetries.inc({ target: "scim", reason: "network" });
         this.o.logger.warn({ err: (err as Error).message, method, path }, "connector unreachable; retrying");
-        await new Promise((r) => setTimeout(r, Math.min(10_000, 100 * 2 ** Math.min(attempt++, 7))));
+        await this.backOff(Math.min(10_000, 100 * 2 ** Math.min(attempt++, 7)));
         continue;
       }
-      const parsed = text ? (JSON.parse(text) as { detail?: string }) : undefined;
-      if (status === 503 || status === 429 || status >= 500) {
+      // The status decides first: a proxy's error page is not JSON, and must not be read as a refusal.
+      if (status === 429 || status >= 500) {
         this.o.metrics.agentRetries.inc({ target: "scim", reason: String(status) });
-        const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
-        const wait = Number.isFinite(seconds)
-          ? seconds * 1000
-          : Math.min(10_000, 100 * 2 ** Math.min(attempt, 7));
+        const after = resHeaders["retry-after"];
+        const seconds = Number(Array.isArray(after) ? after[0] : after);
+        const wait =
+          after !== undefined && Number.isFinite(seconds) && seconds >= 0
+            ? Math.min(seconds * 1000, 60_000)
+            : Math.min(10_000, 100 * 2 ** Math.min(attempt, 7));
         attempt++;
         this.o.logger.warn({ status, method, path, waitMs: wait }, "connector cannot apply now; backing off");
-        await new Promise((r) => setTimeout(r, wait));
+        await this.backOff(wait);
         continue;
       }
-      if (status === 409 && parsed?.detail?.includes("fencing token")) throw new Deposed(parsed.detail);
+      const parsed = parseJson(text) as { detail?: string } | undefined;
+      const fenced = resHeaders[FENCING_REFUSED_HEADER];
+      if (status === 409 && fenced !== undefined)
+        throw new Fenced(term, storedTokenOf(fenced), parsed?.detail ?? "stale fencing token");
       if (status >= 400 && !(status === 404 && method === "GET"))
         throw new Refused(status, parsed?.detail ?? text.slice(0, 200));
+      if (text && parsed === undefined)
+        throw new ProtocolError(`${method} ${path} answered ${status} with a body that is not JSON`);
       return { status, body: parsed };
+    }
+  }
+
+  /**
+   * Raises the store's fence to this client's term before the term reads or writes anything (see DESIGN.md,
+   * "one term, one writer"): in-flight writes of older terms finish first, later ones are refused. Answers
+   * false when the connector has no fence (a SCIM server that is not provisiond).
+   */
+  async raiseFence(): Promise<boolean> {
+    if (this.o.lead?.term === undefined) return false;
+    try {
+      await this.request("POST", "/provisiond/fence", {});
+      return true;
+    } catch (err) {
+      if (err instanceof Refused && (err.status === 404 || err.status === 405)) return false;
+      throw err;
     }
   }
 
@@ -178,7 +221,7 @@ export class ScimClient {
     );
     const ops = (
       reply.body as { Operations?: { status?: string; location?: string; response?: { detail?: string } }[] }
-    ).Operations;
+    )?.Operations;
     if (!Array.isArray(ops) || ops.length !== requests.length)
       throw new Refused(reply.status, "the bulk response does not answer every operation");
     return ops.map((o) => ({

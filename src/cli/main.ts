@@ -114,14 +114,12 @@ async function runReconcile(): Promise<number> {
   let token = cfg.auth.bearerTokens[0];
   if (!token && cfg.auth.generatedTokenFile && existsSync(cfg.auth.generatedTokenFile))
     token = readFileSync(cfg.auth.generatedTokenFile, "utf8").trim();
-  const okta = new OktaClient(a.orgUrl!, a.apiToken!, metrics, logger);
+  const okta = new OktaClient({ orgUrl: a.orgUrl!, token: a.apiToken!, metrics, logger });
   // Run by hand it is a plain SCIM client: no fencing token, so a running primary is never shut out by it.
   const scim = new ScimClient({
     ...agentScimTarget(cfg, cfg.scim.port, token),
     logger,
     metrics,
-    mayWrite: () => true,
-    term: () => undefined,
   });
   try {
     const r = await reconcile({ okta, scim, appId: a.appId!, concurrency: a.concurrency, logger });

@@ -79,17 +79,13 @@ export function agentScimTarget(cfg: Config, port: number, token: string | undef
 
 /** The cluster side of a node: election, cursor and dead letters in etcd, or local files when standalone. */
 function startCluster(cfg: Config, logger: Logger, metrics: Metrics) {
-  const stops: (() => Promise<void>)[] = [];
   const root = `${cfg.cluster.prefix}/${cfg.cluster.name}`;
   if (!cfg.cluster.etcd) {
     return {
       election: undefined,
       cursor: new FileCursor(resolve(cfg.dataDir, "agent-cursor.json")) as Cursor,
       deadLetters: new FileDeadLetters(resolve(cfg.dataDir, "dead-letters.jsonl")) as DeadLetters,
-      onStop: (fn: () => Promise<void>) => void stops.push(fn),
-      stop: async () => {
-        for (const s of stops) await s();
-      },
+      stop: async () => {},
     };
   }
   const client = etcdClient(cfg.cluster.etcd);
@@ -105,13 +101,73 @@ function startCluster(cfg: Config, logger: Logger, metrics: Metrics) {
     election,
     cursor: new EtcdCursor(client, `${root}/cursor`) as Cursor,
     deadLetters: new EtcdDeadLetters(client, `${root}/dead/`) as DeadLetters,
-    onStop: (fn: () => Promise<void>) => void stops.push(fn),
     stop: async () => {
       await election.stop();
-      for (const s of stops) await s();
       client.close();
     },
   };
+}
+
+type ClusterSide = ReturnType<typeof startCluster>;
+
+/** The agent: one per term, with its own Okta and SCIM clients, which end with it. */
+function startAgent(
+  cfg: Config,
+  cluster: ClusterSide,
+  target: ReturnType<typeof agentScimTarget>,
+  logger: Logger,
+  metrics: Metrics,
+): AgentRunner {
+  const a = cfg.agent;
+  const runner: AgentRunner = new AgentRunner({
+    election: cluster.election,
+    // What is in flight when the node stops may finish while the term is surely still ours.
+    drainMs: cfg.cluster.etcd ? cfg.cluster.leaseTtlMs / 2 : 5000,
+    logger,
+    metrics,
+    make: (lead, { halt, cancel }) => {
+      const log = logger.child({ component: "agent", term: lead.term ?? null });
+      const okta = new OktaClient({
+        orgUrl: a.orgUrl!,
+        token: a.apiToken!,
+        metrics,
+        logger: log.child({ component: "okta" }),
+        halt,
+        cancel,
+      });
+      const scim = new ScimClient({ ...target, logger: log, metrics, lead, halt, cancel });
+      const agent = new Agent({
+        lead,
+        halt,
+        okta,
+        appId: a.appId!,
+        scim,
+        cursor: cluster.cursor,
+        deadLetters: cluster.deadLetters,
+        concurrency: a.concurrency,
+        bulkOperations: a.bulkOperations,
+        pollMs: a.pollMs,
+        pageSize: a.pageSize,
+        maxBatchEvents: a.maxBatchEvents,
+        listThreshold: a.listThreshold,
+        reconcileEveryMs: a.reconcileEveryMs,
+        startAt: a.startAt,
+        onFirstApplied: () => cluster.election?.firstEventProcessed(lead),
+        onRoundDone: () => runner.roundSucceeded(),
+        logger: log,
+        metrics,
+      });
+      return {
+        agent,
+        close: async () => {
+          await okta.close();
+          await scim.close();
+        },
+      };
+    },
+  });
+  runner.start();
+  return runner;
 }
 
 export async function startNode(
@@ -215,7 +271,13 @@ export async function startNode(
         eventLagSeconds: agent?.lastAppliedPublished
           ? Math.max(0, (Date.now() - Date.parse(agent.lastAppliedPublished)) / 1000)
           : null,
-        agent: { source: cfg.agent.source, running: agent !== undefined },
+        agent: {
+          source: cfg.agent.source,
+          running: agent !== undefined,
+          term: agent?.lead.term ?? null,
+          trouble: runner?.trouble ?? null,
+          fenceAhead: runner?.fenceAhead ?? null,
+        },
         breaker: store.breaker.status(),
         failovers: cluster.election?.failovers ?? [],
         deadLetters: dead,
@@ -246,53 +308,8 @@ export async function startNode(
   logger.info({ scimUrl, adminUrl, store: store.kind, tls: Boolean(cfg.tls) }, "provisiond node started");
 
   if (cluster.election) await cluster.election.start();
-  if (cfg.agent.source !== "none") {
-    const a = cfg.agent;
-    const okta = new OktaClient(a.orgUrl!, a.apiToken!, metrics, logger.child({ component: "okta" }));
-    const scim = new ScimClient({
-      ...agentScimTarget(cfg, scimAddr.port, bearerTokens[0]),
-      logger: logger.child({ component: "agent-scim" }),
-      metrics,
-      mayWrite: () => runner?.isPrimary() ?? false,
-      term: () => cluster.election?.term,
-    });
-    runner = new AgentRunner(
-      (hooks) =>
-        new Agent({
-          okta,
-          appId: a.appId!,
-          scim,
-          cursor: cluster.cursor,
-          deadLetters: cluster.deadLetters,
-          concurrency: a.concurrency,
-          bulkOperations: a.bulkOperations,
-          pollMs: a.pollMs,
-          pageSize: a.pageSize,
-          maxBatchEvents: a.maxBatchEvents,
-          listThreshold: a.listThreshold,
-          reconcileEveryMs: a.reconcileEveryMs,
-          startAt: a.startAt ?? startedAt,
-          cursorGuard: () => {
-            const e = cluster.election;
-            return e?.campaignKey && e.term !== undefined && e.isPrimary()
-              ? { campaignKey: e.campaignKey, term: e.term }
-              : undefined;
-          },
-          isPrimary: () => runner?.isPrimary() ?? false,
-          onFirstApplied: hooks.onFirstApplied,
-          logger: logger.child({ component: "agent" }),
-          metrics,
-        }),
-      cluster.election,
-      logger,
-      metrics,
-    );
-    runner.start();
-    cluster.onStop(async () => {
-      await okta.close();
-      await scim.close();
-    });
-  }
+  if (cfg.agent.source !== "none")
+    runner = startAgent(cfg, cluster, agentScimTarget(cfg, scimAddr.port, bearerTokens[0]), logger, metrics);
 
   return {
     scimUrl,
@@ -301,7 +318,8 @@ export async function startNode(
     logger,
     async stop() {
       clearInterval(purgeTimer);
-      // Graceful handover: stop taking events, then resign so a standby wins at once.
+      // Graceful handover: stop taking events and let (or make) the agent's requests end, then resign, so a
+      // standby wins at once and nothing of this term is still on its way to the store.
       await runner?.stop();
       await cluster.stop();
       await Promise.all(

@@ -2,11 +2,16 @@
  * Where the agent is in the event stream. In a cluster it lives in etcd and moves only through a transaction
  * guarded by `create_revision(campaign key) == term`, so a deposed primary cannot move it. A standalone node
  * (no etcd) keeps it in a file in its data directory.
+ *
+ * The starting position is stored once, by the first primary, with a put-if-absent: a cluster that is stopped
+ * before it applied anything, and started again later, goes on from where it first started, never from when
+ * some process happened to start.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Etcd3 } from "etcd3";
 import { deadline } from "./etcd.js";
+import type { Leadership } from "./leadership.js";
 
 export interface CursorValue {
   /** The source's opaque position: for Okta, the `next` link of the last applied page. */
@@ -19,8 +24,13 @@ export interface CursorValue {
 
 export interface Cursor {
   read(): Promise<CursorValue | undefined>;
-  /** Moves the cursor; false means this node may no longer move it (it was deposed). */
-  advance(value: CursorValue, guard: { campaignKey: string; term: number } | undefined): Promise<boolean>;
+  /**
+   * The stored position, after storing `initial` if there is none yet. Undefined when `lead` is no longer the
+   * current term, which may then store nothing.
+   */
+  start(lead: Leadership, initial: CursorValue): Promise<CursorValue | undefined>;
+  /** Moves the cursor; false means `lead` may no longer move it (its term is over). */
+  advance(lead: Leadership, value: CursorValue): Promise<boolean>;
 }
 
 export class EtcdCursor implements Cursor {
@@ -34,13 +44,25 @@ export class EtcdCursor implements Cursor {
     return v ? (JSON.parse(v) as CursorValue) : undefined;
   }
 
-  async advance(
-    value: CursorValue,
-    guard: { campaignKey: string; term: number } | undefined,
-  ): Promise<boolean> {
-    if (!guard) return false;
+  async start(lead: Leadership, initial: CursorValue): Promise<CursorValue | undefined> {
+    if (!lead.campaignKey || lead.term === undefined) return undefined;
     const res = await this.client
-      .if(guard.campaignKey, "Create", "==", guard.term)
+      .if(this.key, "Create", "==", 0)
+      .and(lead.campaignKey, "Create", "==", lead.term)
+      .then(this.client.put(this.key).value(JSON.stringify(initial)))
+      .else(this.client.get(this.key), this.client.get(lead.campaignKey))
+      .options(deadline(5000))
+      .commit();
+    if (res.succeeded) return initial;
+    const [stored, mine] = res.responses.map((r) => r.response_range?.kvs[0]);
+    if (Number(mine?.create_revision ?? 0) !== lead.term) return undefined;
+    return stored ? (JSON.parse(stored.value.toString()) as CursorValue) : undefined;
+  }
+
+  async advance(lead: Leadership, value: CursorValue): Promise<boolean> {
+    if (!lead.campaignKey || lead.term === undefined || !lead.isCurrent()) return false;
+    const res = await this.client
+      .if(lead.campaignKey, "Create", "==", lead.term)
       .then(this.client.put(this.key).value(JSON.stringify(value)))
       .options(deadline(5000))
       .commit();
@@ -52,18 +74,48 @@ export class FileCursor implements Cursor {
   constructor(private readonly file: string) {}
 
   async read(): Promise<CursorValue | undefined> {
+    let text: string;
     try {
-      return JSON.parse(readFileSync(this.file, "utf8")) as CursorValue;
+      text = readFileSync(this.file, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    try {
+      return JSON.parse(text) as CursorValue;
     } catch {
-      return undefined;
+      // Never start over silently: that would skip or replay the stream.
+      throw new Error(
+        `the agent cursor ${this.file} is not valid JSON; restore it or delete it to start anew`,
+      );
     }
   }
 
-  async advance(value: CursorValue): Promise<boolean> {
-    mkdirSync(dirname(this.file), { recursive: true });
-    // Write then rename, so a crash leaves the old cursor or the new one, never half of one.
-    writeFileSync(`${this.file}.tmp`, JSON.stringify(value));
-    renameSync(`${this.file}.tmp`, this.file);
+  async start(lead: Leadership, initial: CursorValue): Promise<CursorValue | undefined> {
+    const stored = await this.read();
+    if (stored) return stored;
+    if (!lead.isCurrent()) return undefined;
+    this.write(initial);
+    return initial;
+  }
+
+  async advance(lead: Leadership, value: CursorValue): Promise<boolean> {
+    if (!lead.isCurrent()) return false;
+    this.write(value);
     return true;
+  }
+
+  /** Write, sync, then rename, so a crash leaves the old cursor or the new one, never half of one. */
+  private write(value: CursorValue): void {
+    mkdirSync(dirname(this.file), { recursive: true });
+    const tmp = `${this.file}.tmp`;
+    const fd = openSync(tmp, "w", 0o600);
+    try {
+      writeSync(fd, JSON.stringify(value));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.file);
   }
 }

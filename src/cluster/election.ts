@@ -1,16 +1,21 @@
 /**
  * Leader election on etcd leases (the etcd election recipe, on etcd3 primitives): each node puts a key under
  * /<prefix>/<cluster>/election/ bound to its lease; the key with the lowest create_revision leads, and that
- * revision is the leader's fencing token, which grows with every term.
+ * revision is the leader's term and fencing token, which grows with every term.
  *
  * Built on the primitives rather than etcd3's Election class because that class keeps its lease to itself:
  * the keepalive timing, and so self-demotion at TTL/2 (src/cluster/lease-health.ts), must be ours.
+ *
+ * Each term is a Leadership (src/cluster/leadership.ts): made when this node is elected, ended the moment it
+ * is not. Everything else here is read through getters.
  */
 import { EventEmitter } from "node:events";
 import type { Etcd3, Lease, Watcher } from "etcd3";
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
+import { type Clock, monotonicClock } from "./clock.js";
 import { deadline } from "./etcd.js";
+import { Leadership } from "./leadership.js";
 import { DemotionTimer, LeaseHealth } from "./lease-health.js";
 import { LeaseSweeper } from "./lease-sweeper.js";
 
@@ -21,9 +26,11 @@ export interface ElectionOptions {
   /** e.g. /provisiond/default */
   root: string;
   nodeId: string;
+  /** Whole seconds, at least 2 s: etcd leases have second granularity, and TTL/2 must leave room to act. */
   ttlMs: number;
   logger: Logger;
   metrics: Metrics;
+  clock?: Clock;
 }
 
 export interface Failover {
@@ -33,6 +40,8 @@ export interface Failover {
   term: number;
   /** ms from the previous leader's key vanishing to this node's election (processing adds to it). */
   electedAfterMs: number | null;
+  /** ms from the previous leader's key vanishing to this term's first processed event. */
+  firstEventAfterMs?: number;
 }
 
 interface Candidate {
@@ -42,61 +51,102 @@ interface Candidate {
   lease: string;
 }
 
-export class Election extends EventEmitter {
-  role: Role = "standby";
-  term: number | undefined;
-  leaderId: string | undefined;
-  campaignKey: string | undefined;
-  since: string | undefined;
-  readonly failovers: Failover[] = [];
+export const MIN_TTL_MS = 2000;
 
+export class Election extends EventEmitter {
+  private _role: Role = "standby";
+  private _leaderId: string | undefined;
+  private _since: string | undefined;
+  private readonly _failovers: Failover[] = [];
+  private leadership: Leadership | undefined;
+  /** Each term's failover record, until its first processed event stops the clock. */
+  private readonly failoverClock = new WeakMap<
+    Leadership,
+    { failover: Failover; goneAt: number | undefined }
+  >();
+  /** When (on the monotonic clock) the previous leader's key vanished, for the failover timeline. */
+  private previousGoneAt: number | undefined;
+
+  private readonly clock: Clock;
   private readonly health: LeaseHealth;
   private readonly timer: DemotionTimer;
   private readonly sweeper: LeaseSweeper;
   private lease: Lease | undefined;
+  private campaignKey: string | undefined;
+  /** The etcd revision that created our key; a read older than it cannot see the key yet. */
+  private campaignRevision = 0;
   private watcher: Watcher | undefined;
   private keepaliveLoop: NodeJS.Timeout | undefined;
   private evaluateLoop: NodeJS.Timeout | undefined;
   private running = false;
   private campaigning: Promise<void> | undefined;
-  private previousLeader: { nodeId: string; goneAt: number | undefined } | undefined;
+  private previousLeader: string | undefined;
   private readonly electionPrefix: string;
   private leaderKey: string | undefined;
-  /** The etcd revision that created our key; a read older than it cannot see the key yet. */
-  private campaignRevision = 0;
 
   constructor(private readonly o: ElectionOptions) {
     super();
+    if (!Number.isInteger(o.ttlMs / 1000) || o.ttlMs < MIN_TTL_MS)
+      throw new RangeError(`lease TTL must be whole seconds and at least ${MIN_TTL_MS} ms, got ${o.ttlMs}`);
     this.electionPrefix = `${o.root}/election/`;
+    this.clock = o.clock ?? monotonicClock;
     this.health = new LeaseHealth(o.ttlMs);
     // A lease that went unacknowledged past TTL/2 is never trusted again (LeaseSweeper relies on it).
-    this.timer = new DemotionTimer(this.health, () => this.lost("keepalive"));
-    this.sweeper = new LeaseSweeper(o.client, o.logger, o.metrics);
+    this.timer = new DemotionTimer(this.health, () => this.lost("keepalive"), this.clock);
+    this.sweeper = new LeaseSweeper(o.client, o.logger, o.metrics, this.clock);
+  }
+
+  get role(): Role {
+    return this._role;
+  }
+  get leaderId(): string | undefined {
+    return this._leaderId;
+  }
+  /** This node's term while it is primary. */
+  get term(): number | undefined {
+    return this.leadership?.term;
+  }
+  get since(): string | undefined {
+    return this._since;
+  }
+  /** The last 10 times this node became primary, newest first. */
+  get failovers(): readonly Failover[] {
+    return this._failovers;
+  }
+  /** The current term, while this node is primary. */
+  get current(): Leadership | undefined {
+    return this.leadership?.isCurrent() ? this.leadership : undefined;
   }
 
   get ttlSeconds(): number {
-    return Math.max(1, Math.round(this.o.ttlMs / 1000));
+    return this.o.ttlMs / 1000;
   }
 
-  /** Whether this node may act as primary right now (checked before every write). */
+  /** Whether this node may act as primary right now. */
   isPrimary(): boolean {
-    return this.role === "primary" && this.health.healthy(Date.now());
+    return this._role === "primary" && this.health.healthy(this.clock.now());
   }
 
   status() {
-    const age = this.health.age(Date.now());
+    const now = this.clock.now();
     return {
-      role: this.role,
-      leaderId: this.leaderId ?? null,
+      role: this._role,
+      leaderId: this._leaderId ?? null,
       term: this.term ?? null,
-      since: this.since ?? null,
+      since: this._since ?? null,
       lease: {
         ttlMs: this.o.ttlMs,
-        lastKeepaliveAgeMs: age ?? null,
-        healthy: this.health.healthy(Date.now()),
+        lastKeepaliveAgeMs: this.health.age(now) ?? null,
+        healthy: this.health.healthy(now),
         key: this.campaignKey ?? null,
       },
     };
+  }
+
+  /** etcd's current revision: no campaign key can have a create revision above it. */
+  async etcdRevision(): Promise<number> {
+    const res = await this.o.client.get(this.electionPrefix).options(deadline(2000)).exec();
+    return Number(res.header.revision);
   }
 
   async start(): Promise<void> {
@@ -112,8 +162,7 @@ export class Election extends EventEmitter {
   private async startWatch(): Promise<void> {
     this.watcher = await this.o.client.watch().prefix(this.electionPrefix).create();
     this.watcher.on("delete", (kv) => {
-      const key = kv.key.toString();
-      if (this.leaderKey === key) this.previousLeader = { nodeId: this.leaderId ?? "?", goneAt: Date.now() };
+      if (this.leaderKey === kv.key.toString()) this.previousGoneAt = this.clock.now();
       void this.evaluate();
     });
     this.watcher.on("put", () => void this.evaluate());
@@ -128,10 +177,10 @@ export class Election extends EventEmitter {
     while (this.running && !this.campaignKey) {
       try {
         const lease = this.o.client.lease(this.ttlSeconds, { autoKeepAlive: false });
-        const sentAt = Date.now();
+        const sentAt = this.clock.now();
         const id = await lease.grant();
         this.health.reset();
-        this.health.acknowledged(sentAt);
+        this.health.acknowledge(sentAt, this.clock.now());
         const key = `${this.electionPrefix}${id}`;
         const put = await lease
           .put(key)
@@ -158,27 +207,26 @@ export class Election extends EventEmitter {
     const tick = async () => {
       const lease = this.lease;
       if (!lease) return;
-      const sentAt = Date.now();
+      const sentAt = this.clock.now();
       try {
         const res = await lease.keepaliveOnce(deadline(this.o.ttlMs / 3));
         if (Number(res.TTL) <= 0) throw new Error("etcd says the lease has expired");
         if (lease !== this.lease) return;
-        // Too late: this node has stopped acting at TTL/2, and a standby may already be revoking the lease.
-        if (!this.health.healthy(Date.now())) {
+        if (this.health.acknowledge(sentAt, this.clock.now()) === "too-late") {
+          // This node stopped acting at TTL/2, and a standby may already be revoking the lease.
           this.lost("keepalive");
           return;
         }
-        this.health.acknowledged(sentAt);
         this.timer.arm();
       } catch (err) {
         this.o.metrics.keepaliveFailures.inc();
         this.o.logger.warn(
-          { err: (err as Error).message, ageMs: this.health.age(Date.now()) },
+          { err: (err as Error).message, ageMs: this.health.age(this.clock.now()) },
           "lease keepalive failed",
         );
         // Only about the lease we still hold: a campaign may have replaced it while this keepalive was out.
         if (lease !== this.lease) return;
-        if (!this.health.healthy(Date.now()) || (err as Error).message.includes("expired"))
+        if (!this.health.healthy(this.clock.now()) || (err as Error).message.includes("expired"))
           this.lost("keepalive");
       }
     };
@@ -210,9 +258,10 @@ export class Election extends EventEmitter {
     }
     const first = candidates[0];
     if (first?.key !== this.leaderKey) {
+      if (this.leaderKey !== undefined) this.previousLeader = this._leaderId;
       this.leaderKey = first?.key;
-      this.leaderId = first?.nodeId;
-      this.emit("leader", this.leaderId);
+      this._leaderId = first?.nodeId;
+      this.emit("leader", this._leaderId);
     }
     const mine = candidates.find((c) => c.key === this.campaignKey);
     if (this.campaignKey && !mine && this.lease && readRevision >= this.campaignRevision) {
@@ -222,35 +271,55 @@ export class Election extends EventEmitter {
     }
     // The next in line ends a dead leader's term at its lease's expiry, not at etcd's next sweep.
     this.sweeper.track(mine && candidates[1] === mine && first ? first.lease : undefined);
-    if (mine && first === mine && this.role !== "primary" && this.health.healthy(Date.now()))
+    if (mine && first === mine && this._role !== "primary" && this.health.healthy(this.clock.now()))
       this.elect(mine);
   }
 
   private elect(mine: Candidate): void {
-    this.role = "primary";
-    this.term = mine.createRevision;
-    this.since = new Date().toISOString();
-    const prev = this.previousLeader;
+    this._role = "primary";
+    this._since = new Date().toISOString();
+    const goneAt = this.previousGoneAt;
+    this.previousGoneAt = undefined;
     const failover: Failover = {
-      at: this.since,
-      from: prev?.nodeId ?? null,
+      at: this._since,
+      from: this.previousLeader ?? null,
       to: this.o.nodeId,
-      term: this.term,
-      electedAfterMs: prev?.goneAt ? Date.now() - prev.goneAt : null,
+      term: mine.createRevision,
+      electedAfterMs: goneAt !== undefined ? Math.round(this.clock.now() - goneAt) : null,
     };
-    this.failovers.unshift(failover);
-    this.failovers.length = Math.min(this.failovers.length, 10);
+    this._failovers.unshift(failover);
+    this._failovers.length = Math.min(this._failovers.length, 10);
+    const leadership = new Leadership(mine.createRevision, mine.key, () => this.isPrimary());
+    this.leadership = leadership;
+    this.failoverClock.set(leadership, { failover, goneAt });
     this.o.metrics.leader.set(1);
     this.o.metrics.leaderTransitions.inc({ to: "primary" });
-    this.o.logger.info({ term: this.term, failover }, "elected primary");
-    this.emit("elected", { term: this.term, previousGoneAt: prev?.goneAt });
+    this.o.logger.info({ term: leadership.term, failover }, "elected primary");
+    this.emit("elected", leadership);
   }
 
-  /** Stops acting as primary at once; the role and term are cleared before anyone is told. */
+  /** The failover's clock stops at the first event a term processes; later calls change nothing. */
+  firstEventProcessed(lead: Leadership): void {
+    const f = this.failoverClock.get(lead);
+    if (!f) return;
+    this.failoverClock.delete(lead);
+    if (f.goneAt === undefined) return;
+    const ms = this.clock.now() - f.goneAt;
+    f.failover.firstEventAfterMs = Math.round(ms);
+    this.o.metrics.failoverDuration.observe(ms / 1000);
+    this.o.logger.info(
+      { term: lead.term, failoverSeconds: ms / 1000 },
+      "first event processed after failover",
+    );
+  }
+
+  /** Stops acting as primary at once: the term ends before anyone is told. */
   private demote(reason: string): void {
-    if (this.role !== "primary") return;
-    this.role = "standby";
-    const term = this.term;
+    if (this._role !== "primary") return;
+    this._role = "standby";
+    const term = this.leadership?.term;
+    this.leadership?.end(reason);
+    this.leadership = undefined;
     this.o.metrics.leader.set(0);
     this.o.metrics.leaderTransitions.inc({ to: "standby" });
     if (reason !== "resigned") this.o.metrics.selfDemotions.inc({ reason });
@@ -261,8 +330,19 @@ export class Election extends EventEmitter {
   /** The lease cannot be trusted any more: demote, drop it, and campaign again with a new one. */
   private lost(reason: string): void {
     this.demote(reason);
-    this.dropLease();
+    void this.dropLease(500);
     this.ensureCampaign();
+  }
+
+  /**
+   * Gives up the term `lead` and campaigns again behind the other candidates: what a primary does when the
+   * store says a newer term exists (the connector refused its fencing token). A term already over is left be,
+   * so a late report about an old term can never end a newer one.
+   */
+  stepDown(lead: Leadership, reason: string): void {
+    if (!this.running || lead !== this.leadership) return;
+    this.o.logger.warn({ term: lead.term, reason }, "stepping down; campaigning again");
+    this.lost(reason);
   }
 
   private ensureCampaign(): void {
@@ -274,37 +354,32 @@ export class Election extends EventEmitter {
     });
   }
 
-  private dropLease(): void {
+  /** Stops keeping the lease alive and deletes key and lease, best effort: an abandoned lease expires anyway. */
+  private async dropLease(timeoutMs: number): Promise<void> {
     if (this.keepaliveLoop) clearInterval(this.keepaliveLoop);
     this.keepaliveLoop = undefined;
     this.timer.disarm();
     const lease = this.lease;
-    this.lease = undefined;
-    this.campaignKey = undefined;
-    this.term = undefined;
-    // Best effort: a lease we no longer keep alive expires on its own.
-    lease?.revoke(deadline(500)).catch(() => lease.release());
-  }
-
-  /** Graceful handover: delete the campaign key so a standby wins at once. */
-  async resign(): Promise<void> {
-    this.demote("resigned");
     const key = this.campaignKey;
-    const lease = this.lease;
-    this.running = false;
-    if (this.keepaliveLoop) clearInterval(this.keepaliveLoop);
-    this.timer.disarm();
     this.lease = undefined;
     this.campaignKey = undefined;
     try {
-      if (key) await this.o.client.delete().key(key).options(deadline(1000)).exec();
-      await lease?.revoke(deadline(1000));
+      if (key) await this.o.client.delete().key(key).options(deadline(timeoutMs)).exec();
+      await lease?.revoke(deadline(timeoutMs));
     } catch (err) {
+      lease?.release();
       this.o.logger.warn(
         { err: (err as Error).message },
-        "could not resign cleanly; the lease will expire on its own",
+        "could not give up the lease cleanly; it will expire on its own",
       );
     }
+  }
+
+  /** Graceful handover: delete the campaign key so a standby wins at once, and stop campaigning. */
+  async resign(): Promise<void> {
+    this.running = false;
+    this.demote("resigned");
+    await this.dropLease(1000);
   }
 
   async stop(): Promise<void> {

@@ -4,16 +4,27 @@
  * before then. This node stops acting as primary at s + TTL/2 unless a later keepalive is acknowledged. The
  * old and the new primary therefore never act at once, as long as both clocks tick at the same rate.
  *
+ * Times are on a monotonic clock (src/cluster/clock.ts), so a wall-clock step changes nothing here.
  * The etcd3 package reports a lost lease only after about 2×TTL, far too late, so this clock is ours.
  */
+import { type Clock, monotonicClock } from "./clock.js";
+
+export type Acknowledgement = "renewed" | "too-late";
+
 export class LeaseHealth {
   private lastAckedSentAt: number | undefined;
 
   constructor(readonly ttlMs: number) {}
 
-  /** A keepalive (or the grant) sent at `sentAt` was acknowledged by etcd. */
-  acknowledged(sentAt: number): void {
+  /**
+   * A keepalive (or the grant) sent at `sentAt` was acknowledged by etcd at `receivedAt`. An answer that comes
+   * after the demotion deadline renews nothing: this node has already stopped, and a standby may be revoking
+   * the lease (LeaseSweeper), so the lease is never trusted again.
+   */
+  acknowledge(sentAt: number, receivedAt: number): Acknowledgement {
+    if (this.lastAckedSentAt !== undefined && !this.healthy(receivedAt)) return "too-late";
     if (this.lastAckedSentAt === undefined || sentAt > this.lastAckedSentAt) this.lastAckedSentAt = sentAt;
+    return "renewed";
   }
 
   /** When this node must have stopped acting as primary. */
@@ -45,29 +56,29 @@ export class LeaseHealth {
 /**
  * Fires `onExpire` at the demotion deadline unless acknowledgements keep pushing it back. Timer-driven so a
  * primary stops on time even when nothing else happens (a blocked event loop delays it, which is why the
- * agent also checks `healthy()` before every write).
+ * agent also checks its term before every write).
  */
 export class DemotionTimer {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
 
   constructor(
     private readonly health: LeaseHealth,
     private readonly onExpire: () => void,
-    private readonly now: () => number = Date.now,
+    private readonly clock: Clock = monotonicClock,
   ) {}
 
   arm(): void {
     this.disarm();
-    const wait = Math.max(0, this.health.demoteAt() - this.now());
-    this.timer = setTimeout(() => {
+    const wait = Math.max(0, this.health.demoteAt() - this.clock.now());
+    this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
-      if (this.health.healthy(this.now())) this.arm();
+      if (this.health.healthy(this.clock.now())) this.arm();
       else this.onExpire();
     }, wait);
   }
 
   disarm(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
   }
 }

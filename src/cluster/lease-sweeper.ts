@@ -8,16 +8,17 @@
  * at etcd time t means the lease expires before t + 1 s unless it is renewed. We revoke it one second (plus a
  * margin) after receiving that answer, when it has expired by etcd's clock (clocks tick at the same rate, the
  * assumption the whole election rests on), and etcd would refuse to renew it anyway: Renew on an expired lease
- * only waits for its revocation.
+ * only waits for its revocation. An answer above 0 at any poll in between (a renewal) cancels the revocation.
  *
  * A renewal that reaches etcd in that last second comes from a primary that has gone more than TTL/2 without
  * an acknowledged keepalive (a lease with under 1 s left was last renewed more than TTL − 1 ≥ TTL/2 ago), and
- * such a primary has already stopped and given up that lease for good (see Election.lost), so revoking it
- * deposes no one who is still acting.
+ * such a primary has already stopped and given up that lease for good (LeaseHealth.acknowledge answers
+ * "too-late"), so revoking it deposes no one who is still acting.
  */
 import type { Etcd3 } from "etcd3";
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
+import { type Clock, monotonicClock } from "./clock.js";
 import { deadline } from "./etcd.js";
 
 /** Covers a clock-rate difference over the last second and the time the answer spent in flight back. */
@@ -26,24 +27,31 @@ const MARGIN_MS = 25;
 const FAST_POLL_MS = 50;
 const SLOW_POLL_MS = 250;
 
+/** The two lease calls the sweeper makes (etcd3's lease client has them). */
+export type LeaseApi = Pick<Etcd3["leaseClient"], "leaseTimeToLive" | "leaseRevoke">;
+
 export class LeaseSweeper {
   private target: string | undefined;
   private revokeAt: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
   private stopped = false;
+  private readonly leases: LeaseApi;
 
   constructor(
-    private readonly client: Etcd3,
+    client: Etcd3 | { leaseClient: LeaseApi },
     private readonly logger: Logger,
     private readonly metrics: Metrics,
-  ) {}
+    private readonly clock: Clock = monotonicClock,
+  ) {
+    this.leases = client.leaseClient;
+  }
 
   /** Watches this lease (the leader's, while this node is next in line); undefined stops watching. */
   track(leaseId: string | undefined): void {
     if (leaseId === this.target) return;
     this.target = leaseId;
     this.revokeAt = undefined;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     if (leaseId !== undefined && !this.stopped) this.schedule(0);
   }
@@ -54,7 +62,7 @@ export class LeaseSweeper {
   }
 
   private schedule(ms: number): void {
-    this.timer = setTimeout(() => void this.poll(), ms);
+    this.timer = this.clock.setTimeout(() => void this.poll(), ms);
   }
 
   private async poll(): Promise<void> {
@@ -62,13 +70,13 @@ export class LeaseSweeper {
     if (id === undefined || this.stopped) return;
     let ttl: number;
     try {
-      const res = await this.client.leaseClient.leaseTimeToLive({ ID: id, keys: false }, deadline(500));
+      const res = await this.leases.leaseTimeToLive({ ID: id, keys: false }, deadline(500));
       ttl = Number(res.TTL);
     } catch {
       if (id === this.target) this.schedule(SLOW_POLL_MS);
       return;
     }
-    const now = Date.now();
+    const now = this.clock.now();
     if (id !== this.target) return;
     if (ttl < 0) {
       // Already revoked: the watch on the election reports the key's deletion.
@@ -76,18 +84,23 @@ export class LeaseSweeper {
       return;
     }
     if (ttl > 0) {
+      if (this.revokeAt !== undefined)
+        this.logger.debug({ lease: id, ttl }, "the leader's lease was renewed in its last second");
       this.revokeAt = undefined;
       this.schedule(ttl <= 1 ? FAST_POLL_MS : SLOW_POLL_MS);
       return;
     }
-    this.revokeAt ??= now + 1000 + MARGIN_MS;
+    if (this.revokeAt === undefined) {
+      this.revokeAt = now + 1000 + MARGIN_MS;
+      this.logger.debug({ lease: id }, "the leader's lease has under a second left");
+    }
     if (now < this.revokeAt) {
       this.schedule(Math.min(FAST_POLL_MS, this.revokeAt - now));
       return;
     }
     this.target = undefined;
     try {
-      await this.client.leaseClient.leaseRevoke({ ID: id }, deadline(1000));
+      await this.leases.leaseRevoke({ ID: id }, deadline(1000));
       this.metrics.expiredLeasesRevoked.inc();
       this.logger.info({ lease: id }, "revoked the leader's expired lease without waiting for etcd's sweep");
     } catch (err) {

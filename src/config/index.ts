@@ -206,6 +206,53 @@ function clusterConfig(r: Reader): Config["cluster"] {
   return out;
 }
 
+/**
+ * The store settings. In a cluster every store transaction must end within TTL/2 (DESIGN.md, "one term, one
+ * writer"): a deposed primary's last write can then never outlive the demotion that stopped it, and a new
+ * primary's raise of the fence never waits on it for long. So the transaction deadline (the breaker timeout)
+ * and the per-statement timeout default to 40% of the TTL there, and larger values are refused.
+ */
+function storeConfig(r: Reader, dataDir: string, cluster: Config["cluster"]): Config["store"] {
+  const url = storeUrl(r, dataDir);
+  if (cluster.etcd && url.startsWith("sqlite:")) {
+    throw new ConfigError(
+      "PROVISIOND_STORE_URL",
+      "a cluster (PROVISIOND_ETCD_ENDPOINTS is set) needs one shared store: set PROVISIOND_STORE_URL=mysql://…; with the embedded SQLite store every node would write to its own file",
+    );
+  }
+  const bound = cluster.etcd ? cluster.leaseTtlMs / 2 : undefined;
+  const fallback = bound === undefined ? 10_000 : Math.floor(cluster.leaseTtlMs * 0.4);
+  const timeoutMs = r.int("PROVISIOND_BREAKER_TIMEOUT_MS", fallback, 100, 600_000);
+  if (bound !== undefined && timeoutMs >= bound)
+    throw new ConfigError(
+      "PROVISIOND_BREAKER_TIMEOUT_MS",
+      `must be below half of PROVISIOND_LEASE_TTL_MS (${bound} ms) in a cluster, so no store transaction outlives a term; got ${timeoutMs}`,
+    );
+  const queryTimeoutMs = r.int(
+    "PROVISIOND_STORE_QUERY_TIMEOUT_MS",
+    Math.min(10_000, timeoutMs),
+    100,
+    600_000,
+  );
+  if (bound !== undefined && queryTimeoutMs > timeoutMs)
+    throw new ConfigError(
+      "PROVISIOND_STORE_QUERY_TIMEOUT_MS",
+      `must not exceed PROVISIOND_BREAKER_TIMEOUT_MS (${timeoutMs} ms) in a cluster; got ${queryTimeoutMs}`,
+    );
+  return {
+    url,
+    mysqlPoolSize: r.int("PROVISIOND_STORE_POOL_SIZE", 10, 1, 500),
+    queryTimeoutMs,
+    breaker: {
+      timeoutMs,
+      errorThresholdPercentage: r.int("PROVISIOND_BREAKER_ERROR_THRESHOLD_PERCENT", 50, 1, 100),
+      volumeThreshold: r.int("PROVISIOND_BREAKER_VOLUME_THRESHOLD", 5, 1, 10_000),
+      resetTimeoutMs: r.int("PROVISIOND_BREAKER_RESET_MS", 10_000, 100, 600_000),
+      rollingWindowMs: r.int("PROVISIOND_BREAKER_WINDOW_MS", 10_000, 1000, 600_000),
+    },
+  };
+}
+
 type Env = Record<string, string | undefined>;
 
 class Reader {
@@ -469,6 +516,8 @@ export function loadConfig(rawEnv: Env = process.env): Config {
   const adminPort = r.int("PROVISIOND_ADMIN_PORT", 9464, 0, 65535);
   if (scimPort !== 0 && scimPort === adminPort)
     throw new ConfigError("PROVISIOND_ADMIN_PORT", `must differ from PROVISIOND_SCIM_PORT (${scimPort})`);
+  const cluster = clusterConfig(r);
+  const store = storeConfig(r, dataDir, cluster);
   const cfg: Config = {
     nodeId: r.str("PROVISIOND_NODE_ID", hostname()),
     dataDir,
@@ -495,20 +544,9 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     },
     admin: { host: r.str("PROVISIOND_ADMIN_HOST", "0.0.0.0"), port: adminPort },
     auth: auth(r, dataDir),
-    cluster: clusterConfig(r),
+    cluster,
     agent: agentConfig(r),
-    store: {
-      url: storeUrl(r, dataDir),
-      mysqlPoolSize: r.int("PROVISIOND_STORE_POOL_SIZE", 10, 1, 500),
-      queryTimeoutMs: r.int("PROVISIOND_STORE_QUERY_TIMEOUT_MS", 10_000, 100, 600_000),
-      breaker: {
-        timeoutMs: r.int("PROVISIOND_BREAKER_TIMEOUT_MS", 10_000, 100, 600_000),
-        errorThresholdPercentage: r.int("PROVISIOND_BREAKER_ERROR_THRESHOLD_PERCENT", 50, 1, 100),
-        volumeThreshold: r.int("PROVISIOND_BREAKER_VOLUME_THRESHOLD", 5, 1, 10_000),
-        resetTimeoutMs: r.int("PROVISIOND_BREAKER_RESET_MS", 10_000, 100, 600_000),
-        rollingWindowMs: r.int("PROVISIOND_BREAKER_WINDOW_MS", 10_000, 1000, 600_000),
-      },
-    },
+    store,
   };
   if (certFile && keyFile) cfg.tls = { certFile, keyFile };
   if (

@@ -130,6 +130,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly agentRoundFailures = new Counter({
+    name: "provisiond_agent_round_failures_total",
+    help: "Agent rounds that failed and were retried from the cursor, by reason (okta-<status>, scim-<status>, scim-protocol, other)",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly fenceAhead = new Gauge({
+    name: "provisiond_fence_ahead",
+    help: "1 while the store's fencing token is above etcd's revision, so no term can write (see README)",
+    registers: [this.registry],
+  });
+
   readonly agentRetries = new Counter({
     name: "provisiond_agent_retries_total",
     help: "Agent requests retried, by target and reason",

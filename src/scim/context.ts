@@ -20,6 +20,7 @@ export function auditBase(ctx: RequestContext, at: string) {
     actor: ctx.actor,
     client: ctx.client,
     idempotencyKey: ctx.guard?.idempotencyKey,
+    fencingToken: ctx.guard?.fencingToken,
   };
 }
 

@@ -2,7 +2,7 @@
 
 import { UniqueViolation } from "../store/errors.js";
 import { compileUserFilter, userSortExpr } from "../store/filter-sql.js";
-import { IdempotencyKeyReused, type StoredResponse, type WriteGuard } from "../store/guards.js";
+import { Replayed, type StoredResponse, type WriteGuard } from "../store/guards.js";
 import type { AppStore } from "../store/index.js";
 import type { UserRecord } from "../store/users.js";
 import type { Resource } from "./attribute-path.js";
@@ -195,22 +195,24 @@ export class UserService {
         out[i] = { error: err };
       }
     }
-    const keys = ready.flatMap((r) => (r.item.guard?.idempotencyKey ? [r.item.guard.idempotencyKey] : []));
-    if (new Set(keys).size !== keys.length) throw new BatchConflict("an Idempotency-Key appears twice");
+    const keyed = ready.flatMap((r) =>
+      r.item.guard?.idempotencyKey
+        ? [{ idempotencyKey: r.item.guard.idempotencyKey, signature: r.item.guard.signature }]
+        : [],
+    );
+    if (new Set(keyed.map((k) => k.idempotencyKey)).size !== keyed.length)
+      throw new BatchConflict("an Idempotency-Key appears twice");
     const token = items.find((x) => x.guard?.fencingToken !== undefined)?.guard?.fencingToken;
     try {
       await this.store.runBatch("users.createMany", token, async (tx) => {
-        const recorded = await tx.guards.findMany(keys);
+        const prior = await tx.guards.priorUses(keyed);
         const taken = await tx.users.takenUserNames(ready.map((r) => String(r.doc.userName).toLowerCase()));
         const writes: ((typeof ready)[number] & { id: string; response: StoredResponse })[] = [];
         for (const r of ready) {
-          const g = r.item.guard;
-          const hit = g?.idempotencyKey ? recorded.get(g.idempotencyKey) : undefined;
-          if (hit && g?.idempotencyKey) {
+          const used = r.item.guard?.idempotencyKey ? prior.get(r.item.guard.idempotencyKey) : undefined;
+          if (used) {
             out[r.i] =
-              hit.signature === g.signature
-                ? { response: hit.response, replayed: true }
-                : { error: new IdempotencyKeyReused(g.idempotencyKey, hit.signature) };
+              used instanceof Replayed ? { response: used.response, replayed: true } : { error: used };
             continue;
           }
           const nameCi = String(r.doc.userName).toLowerCase();
@@ -250,6 +252,7 @@ export class UserService {
           writes.map((w) => ({
             ...auditBase(w.item.ctx, now),
             idempotencyKey: w.item.guard?.idempotencyKey,
+            fencingToken: token,
             action: "create" as const,
             resourceType: "User" as const,
             resourceId: w.id,

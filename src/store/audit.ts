@@ -12,6 +12,8 @@ export interface AuditEntry {
   attributes: string[];
   /** The agent's Idempotency-Key, which names the source event this write applies. */
   idempotencyKey?: string | undefined;
+  /** The agent's fencing token (its term); none for plain SCIM clients. */
+  fencingToken?: number | undefined;
 }
 
 export class AuditRepo {
@@ -24,7 +26,7 @@ export class AuditRepo {
   async recordMany(entries: AuditEntry[]): Promise<void> {
     await insertRows(
       this.q,
-      "INSERT INTO scim_audit (at, request_id, actor, client, action, resource_type, resource_id, attributes, idempotency_key)",
+      "INSERT INTO scim_audit (at, request_id, actor, client, action, resource_type, resource_id, attributes, idempotency_key, fencing_token)",
       entries.map(row),
     );
   }
@@ -41,5 +43,6 @@ function row(e: AuditEntry): unknown[] {
     e.resourceId,
     JSON.stringify(e.attributes),
     e.idempotencyKey ?? null,
+    e.fencingToken ?? null,
   ];
 }

@@ -72,26 +72,40 @@ export class GuardRepo {
     private readonly dialect: Dialect,
   ) {}
 
-  /**
-   * Checks the fencing token under a shared lock: concurrent writes of one term proceed in parallel, while
-   * raising the fence (an exclusive update, see raise) waits for them and then shuts out the older term.
-   */
-  async checkFence(token: number): Promise<void> {
-    const lock = this.dialect === "mysql" ? " LOCK IN SHARE MODE" : "";
+  private async storedToken(lock: "shared" | "exclusive"): Promise<number> {
+    const suffix = this.dialect !== "mysql" ? "" : lock === "shared" ? " LOCK IN SHARE MODE" : " FOR UPDATE";
     const rows = await this.q.all<{ token: number | string }>(
-      `SELECT token FROM provisiond_fencing WHERE id = 1${lock}`,
+      `SELECT token FROM provisiond_fencing WHERE id = 1${suffix}`,
     );
-    const current = Number(rows[0]?.token ?? 0);
-    if (token < current) throw new FencingRejected(token, current);
+    return Number(rows[0]?.token ?? 0);
   }
 
-  /** Raises the stored token to `token` if it is higher; never lowers it. */
-  async raise(token: number, now: string): Promise<void> {
+  private async store(token: number, now: string): Promise<void> {
     await this.q.run("UPDATE provisiond_fencing SET token = ?, updated_at = ? WHERE id = 1 AND token < ?", [
       token,
       now,
       token,
     ]);
+  }
+
+  /**
+   * Admits a write carrying `token`, checked under a shared lock: concurrent writes of one term proceed in
+   * parallel, while a raise (an exclusive lock) waits for them and then shuts out the older term. A token above
+   * the stored one is stored in this transaction; the agent raises it before its first write (see raise), so
+   * that is only a fallback.
+   */
+  async admit(token: number, now: string): Promise<void> {
+    const current = await this.storedToken("shared");
+    if (token < current) throw new FencingRejected(token, current);
+    if (token > current) await this.store(token, now);
+  }
+
+  /** Raises the stored token to `token` under an exclusive lock; never lowers it. Returns the stored token. */
+  async raise(token: number, now: string): Promise<number> {
+    const current = await this.storedToken("exclusive");
+    if (token < current) throw new FencingRejected(token, current);
+    if (token > current) await this.store(token, now);
+    return token;
   }
 
   async find(key: string): Promise<{ signature: string; response: StoredResponse } | undefined> {
@@ -104,16 +118,45 @@ export class GuardRepo {
     return { signature: r.request_sig, response: JSON.parse(r.response) as StoredResponse };
   }
 
-  /** The recorded requests among `keys`. */
-  async findMany(keys: string[]): Promise<Map<string, { signature: string; response: StoredResponse }>> {
-    const out = new Map<string, { signature: string; response: StoredResponse }>();
+  /**
+   * The idempotency rule, in one place: a key seen before answers its recorded response (Replayed) when it
+   * names the same request, and is refused (IdempotencyKeyReused) when it names another.
+   */
+  private static judge(
+    key: string,
+    signature: string,
+    hit: { signature: string; response: StoredResponse },
+  ): Replayed | IdempotencyKeyReused {
+    return hit.signature === signature
+      ? new Replayed(hit.response)
+      : new IdempotencyKeyReused(key, hit.signature);
+  }
+
+  /**
+   * For a batch: what each guard's key was used for before, by key (a Replayed or an IdempotencyKeyReused);
+   * keys never seen are absent.
+   */
+  async priorUses(
+    guards: { idempotencyKey: string; signature: string }[],
+  ): Promise<Map<string, Replayed | IdempotencyKeyReused>> {
+    const out = new Map<string, Replayed | IdempotencyKeyReused>();
     const rows = await allIn<IdemRow & { idem_key: string }>(
       this.q,
       "SELECT idem_key, request_sig, status, response FROM provisiond_idempotency WHERE idem_key IN",
-      keys,
+      guards.map((g) => g.idempotencyKey),
     );
-    for (const r of rows)
-      out.set(r.idem_key, { signature: r.request_sig, response: JSON.parse(r.response) as StoredResponse });
+    const hits = new Map(rows.map((r) => [r.idem_key, r]));
+    for (const g of guards) {
+      const r = hits.get(g.idempotencyKey);
+      if (r)
+        out.set(
+          g.idempotencyKey,
+          GuardRepo.judge(g.idempotencyKey, g.signature, {
+            signature: r.request_sig,
+            response: JSON.parse(r.response) as StoredResponse,
+          }),
+        );
+    }
     return out;
   }
 
@@ -142,10 +185,7 @@ export class GuardRepo {
   async checkReplay(guard: WriteGuard): Promise<void> {
     if (guard.idempotencyKey === undefined) return;
     const hit = await this.find(guard.idempotencyKey);
-    if (!hit) return;
-    if (hit.signature !== guard.signature)
-      throw new IdempotencyKeyReused(guard.idempotencyKey, hit.signature);
-    throw new Replayed(hit.response);
+    if (hit) throw GuardRepo.judge(guard.idempotencyKey, guard.signature, hit);
   }
 
   /**

@@ -36,9 +36,14 @@ export class StoreTx {
   }
 }
 
+/** Test-only hooks into a transaction's life; production code never sets them. */
+export interface StoreTestHooks {
+  /** Runs inside an agent write's transaction, right after its fencing check passed. */
+  afterFenceCheck?: (token: number, deadline: number) => Promise<void>;
+}
+
 export class AppStore {
-  /** The highest fencing token this node has already raised the stored fence to. */
-  private fenceRaisedTo = 0;
+  readonly testHooks: StoreTestHooks = {};
 
   private constructor(
     readonly db: Db,
@@ -103,7 +108,7 @@ export class AppStore {
 
   /**
    * Runs a batch of writes in one transaction behind one fencing check, whose shared lock covers them all until
-   * commit. The batch keeps its own idempotency records (GuardRepo.findMany and recordMany).
+   * commit. The batch keeps its own idempotency records (GuardRepo.priorUses and recordMany).
    */
   async runBatch<T>(
     operation: string,
@@ -120,17 +125,20 @@ export class AppStore {
     fn: (tx: StoreTx) => Promise<T>,
   ): Promise<T> {
     const end = this.metrics.storeQueryDuration.startTimer({ operation });
+    const deadline = Date.now() + this.breaker.opts.timeoutMs;
     try {
-      if (fencingToken !== undefined && fencingToken > this.fenceRaisedTo)
-        await this.raiseFence(fencingToken);
       return await this.breaker.fire(() =>
         this.db.transaction(
           async (q) => {
             const tx = new StoreTx(q, this.db, this.userSchema, this.custom);
-            if (fencingToken !== undefined) await tx.guards.checkFence(fencingToken);
+            if (fencingToken !== undefined) {
+              // In the write's own transaction: a write that fails moves nothing, the fence included.
+              await tx.guards.admit(fencingToken, new Date().toISOString());
+              await this.testHooks.afterFenceCheck?.(fencingToken, deadline);
+            }
             return fn(tx);
           },
-          { readOnly, deadline: Date.now() + this.breaker.opts.timeoutMs },
+          { readOnly, deadline },
         ),
       );
     } finally {
@@ -139,16 +147,11 @@ export class AppStore {
   }
 
   /**
-   * The first write of a new term raises the stored fence in a transaction of its own: its exclusive lock waits
-   * for the older term's in-flight writes (which hold shared locks) and shuts out any that come later.
+   * A new term's explicit raise, before its first read: the exclusive lock waits for the older term's writes in
+   * flight (which hold shared locks on the fence) and shuts out any that come later. Returns the stored token.
    */
-  private async raiseFence(token: number): Promise<void> {
-    await this.breaker.fire(() =>
-      this.db.transaction((q) => new GuardRepo(q, this.db.dialect).raise(token, new Date().toISOString()), {
-        deadline: Date.now() + this.breaker.opts.timeoutMs,
-      }),
-    );
-    this.fenceRaisedTo = Math.max(this.fenceRaisedTo, token);
+  async raiseFence(token: number): Promise<number> {
+    return this.run("fence.raise", (tx) => tx.guards.raise(token, new Date().toISOString()));
   }
 
   async findIdempotent(key: string): Promise<{ signature: string; response: StoredResponse } | undefined> {

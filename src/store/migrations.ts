@@ -179,6 +179,12 @@ export const MIGRATIONS: Migration[] = [
       ];
     },
   },
+  {
+    version: 3,
+    name: "fencing token in the audit trail",
+    // The term of every agent write, so the history can be checked: in seq order, tokens never decrease.
+    up: () => ["ALTER TABLE scim_audit ADD COLUMN fencing_token BIGINT NULL"],
+  },
 ];
 
 async function ensureLedger(q: Queryable): Promise<void> {

@@ -49,14 +49,12 @@ describe("reconcile", () => {
   const once = async () => {
     const metrics = new Metrics("r");
     const logger = pino({ level: "silent" });
-    const okta = new OktaClient(sim.url, SIM_TOKEN, metrics, logger);
+    const okta = new OktaClient({ orgUrl: sim.url, token: SIM_TOKEN, metrics, logger });
     const scim = new ScimClient({
       baseUrl: node.base,
       authorization: `Bearer ${TOKEN}`,
       logger,
       metrics,
-      mayWrite: () => true,
-      term: () => undefined,
     });
     try {
       return await reconcile({ okta, scim, appId: APP_ID, concurrency: 8, logger });

@@ -62,7 +62,6 @@ export class Cluster {
       PROVISIOND_LOG_LEVEL: "info",
       PROVISIOND_BREAKER_VOLUME_THRESHOLD: "3",
       PROVISIOND_BREAKER_RESET_MS: "1000",
-      PROVISIOND_STORE_QUERY_TIMEOUT_MS: "3000",
       ...opts.env,
     };
     const c = new Cluster(etcd, maria, sim, storeUrl, nodes, env, opts.nodeArgs);

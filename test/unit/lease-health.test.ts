@@ -11,15 +11,24 @@ describe("self-demotion timing", () => {
       const ttl = 2400;
       const health = new LeaseHealth(ttl);
       let demotedAt: number | undefined;
-      const timer = new DemotionTimer(health, () => {
-        demotedAt = Date.now();
-      });
+      const fakeClock = {
+        now: () => Date.now(),
+        setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+        clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
+      };
+      const timer = new DemotionTimer(
+        health,
+        () => {
+          demotedAt = Date.now();
+        },
+        fakeClock,
+      );
       // Keepalives every TTL/6, acknowledged 50 ms later, until etcd goes silent after the one sent at 1000.
       for (let sent = 0; sent <= 1000; sent += ttl / 6) {
         mock.timers.tick(sent - Date.now());
         const s = Date.now();
         mock.timers.tick(50);
-        health.acknowledged(s);
+        health.acknowledge(s, Date.now());
         timer.arm();
       }
       const lastSent = 800;
@@ -55,7 +64,7 @@ describe("self-demotion timing", () => {
             const sent = t;
             // The reply comes rtt later (or never); etcd extended the lease when the request arrived,
             // which is no earlier than when it was sent.
-            if (!k.lost) health.acknowledged(sent);
+            if (!k.lost) health.acknowledge(sent, sent + k.rtt);
             for (const probe of [sent, sent + k.rtt, sent + ttl / 2, sent + ttl]) {
               if (health.healthy(probe)) assert.ok(probe < health.earliestTakeover());
             }
@@ -72,7 +81,7 @@ describe("self-demotion timing", () => {
   it("is never healthy before the first acknowledgement", () => {
     const h = new LeaseHealth(5000);
     assert.equal(h.healthy(0), false);
-    h.acknowledged(100);
+    h.acknowledge(100, 100);
     assert.equal(h.healthy(2599), true);
     assert.equal(h.healthy(2600), false);
   });

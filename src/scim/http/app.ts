@@ -237,6 +237,21 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
     })
     .all(methodNotAllowed);
 
+  // A new primary's explicit raise of the fence, before its first read (see AppStore.raiseFence).
+  scim
+    .route("/provisiond/fence")
+    .all(label("/provisiond/fence"))
+    .post(async (req, res) => {
+      const guard = guardOf(req);
+      if (guard?.fencingToken === undefined || guard.idempotencyKey !== undefined)
+        throw badRequest(
+          "invalidValue",
+          "send X-Provisiond-Fencing-Token (and no Idempotency-Key) to raise the fence",
+        );
+      sendScim(res, 200, { fencingToken: await deps.store.raiseFence(guard.fencingToken) });
+    })
+    .all(methodNotAllowed);
+
   scim
     .route("/.search")
     .all(label("/.search"))
@@ -318,10 +333,12 @@ export function toScimError(err: unknown, metrics: Metrics, log: Logger): ScimEr
   if (err instanceof ScimError) return err;
   if (err instanceof FencingRejected) {
     metrics.fencingRejections.inc();
+    // The header is the machine-readable signal an agent acts on; the detail is for people.
     return new ScimError(
       409,
       undefined,
       `${err.message}: this request comes from a deposed primary and was not applied`,
+      { "X-Provisiond-Fencing": `stale; current=${err.current}` },
     );
   }
   if (err instanceof IdempotencyKeyReused) return new ScimError(422, "invalidValue", err.message);

@@ -150,7 +150,7 @@ async function main() {
           ids.push(id);
           await tx.users.insert({
             id,
-            doc: normalizeBody(userRs, oktaUser(`user${i}@example.com`)).resource,
+            doc: normalizeBody(userRs, oktaUser(`user${i}@example.com`), { create: false }).resource,
             now: new Date().toISOString(),
           });
         }

@@ -25,11 +25,15 @@ function checkColumns(doc: Resource): void {
 }
 
 /** A group body without its members: they are validated here and stored as rows. */
-function splitBody(rs: ResourceSchema, body: unknown): { doc: Resource; members: MemberRef[] } {
+function splitBody(
+  rs: ResourceSchema,
+  body: unknown,
+  mode: { create: boolean },
+): { doc: Resource; members: MemberRef[] } {
   if (!isObject(body)) throw badRequest("invalidSyntax", "the request body must be a JSON object");
   const key = Object.keys(body).find((k) => k.toLowerCase() === "members");
   const { [key ?? "members"]: rawMembers, ...rest } = body;
-  const { resource } = normalizeBody(rs, rest);
+  const { resource } = normalizeBody(rs, rest, mode);
   checkRequired(rs, resource);
   checkColumns(resource);
   return { doc: resource, members: readMembers(rawMembers, "members") };
@@ -124,7 +128,7 @@ export class GroupService {
   }
 
   async create(body: unknown, ctx: RequestContext, projection: Projection): Promise<Written> {
-    const { doc, members } = splitBody(this.rs, body);
+    const { doc, members } = splitBody(this.rs, body, { create: true });
     const now = new Date().toISOString();
     const id = crypto.randomUUID();
     return this.store.run(
@@ -157,7 +161,7 @@ export class GroupService {
   }
 
   async replace(id: string, body: unknown, ctx: RequestContext, projection: Projection): Promise<Written> {
-    const { doc, members } = splitBody(this.rs, body);
+    const { doc, members } = splitBody(this.rs, body, { create: false });
     const now = new Date().toISOString();
     return this.store.run(
       "groups.replace",

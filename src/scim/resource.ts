@@ -139,9 +139,18 @@ export function forEachBodyAttribute(
   }
 }
 
-/** A full resource body, as POST and PUT carry it. */
-export function normalizeBody(rs: ResourceSchema, body: unknown): NormalizedBody {
+/**
+ * A full resource body, as POST and PUT carry it. A create must name its schemas, the core one among them
+ * (RFC 7643 §3); a replace may leave them out, as some clients' PUTs do.
+ */
+export function normalizeBody(
+  rs: ResourceSchema,
+  body: unknown,
+  { create }: { create: boolean },
+): NormalizedBody {
   if (!isObject(body)) throw badRequest("invalidSyntax", "the request body must be a JSON object");
+  if (body.schemas === undefined && create)
+    throw badRequest("invalidSyntax", `a new ${rs.name} needs "schemas": ["${rs.core.id}"]`);
   if (body.schemas !== undefined) {
     if (!Array.isArray(body.schemas) || !body.schemas.every((s) => typeof s === "string")) {
       typeError("schemas", "an array of schema URNs");
@@ -149,6 +158,8 @@ export function normalizeBody(rs: ResourceSchema, body: unknown): NormalizedBody
     for (const s of body.schemas as string[]) {
       if (!rs.extension(s)) throw badRequest("invalidValue", `schema '${s}' is not a ${rs.name} schema here`);
     }
+    if (create && !(body.schemas as string[]).some((s) => s.toLowerCase() === rs.core.id.toLowerCase()))
+      throw badRequest("invalidSyntax", `"schemas" must include the ${rs.name} schema ${rs.core.id}`);
   }
   const resource: Resource = {};
   let password: string | undefined;

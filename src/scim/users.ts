@@ -131,7 +131,7 @@ export class UserService {
   }
 
   async create(body: unknown, ctx: RequestContext, projection: Projection): Promise<Written> {
-    const { resource, password } = normalizeBody(this.rs, body);
+    const { resource, password } = normalizeBody(this.rs, body, { create: true });
     checkRequired(this.rs, resource);
     checkColumns(resource);
     const passwordHash = await this.passwordHash(password);
@@ -180,7 +180,7 @@ export class UserService {
     const ready: { i: number; item: BatchItem; doc: Resource; password?: string; hash?: string }[] = [];
     for (const [i, item] of items.entries()) {
       try {
-        const { resource, password } = normalizeBody(this.rs, item.body);
+        const { resource, password } = normalizeBody(this.rs, item.body, { create: true });
         checkRequired(this.rs, resource);
         checkColumns(resource);
         const hash = await this.passwordHash(password);
@@ -317,7 +317,7 @@ export class UserService {
   }
 
   async replace(id: string, body: unknown, ctx: RequestContext, projection: Projection): Promise<Written> {
-    const { resource, password } = normalizeBody(this.rs, body);
+    const { resource, password } = normalizeBody(this.rs, body, { create: false });
     const passwordHash = await this.passwordHash(password);
     return this.write(
       id,

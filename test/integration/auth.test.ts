@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import type { TLSSocket } from "node:tls";
 import { genCert } from "../../src/cli/gen-cert.js";
 import { TestNode, TOKEN } from "../support/node.js";
+import { USER_SCHEMA } from "../support/schemas.js";
 
 const ROUTES: [string, string][] = [
   ["GET", "/Users"],
@@ -92,7 +93,7 @@ describe("authentication", () => {
     await node.request(
       "POST",
       "/Users",
-      { userName: "logged@example.com", password: USER_PASSWORD },
+      { schemas: [USER_SCHEMA], userName: "logged@example.com", password: USER_PASSWORD },
       { authorization: `Bearer ${TOKEN}` },
     );
     await node.request("GET", "/Users", undefined, { authorization: basic("okta", BASIC_PASSWORD) });

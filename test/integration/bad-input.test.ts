@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { MariaDb } from "../support/mariadb.js";
 import { type Reply, TestNode } from "../support/node.js";
+import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
 
 const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const TABLES = ["scim_users", "scim_user_attrs", "scim_groups", "scim_group_members", "scim_audit"];
@@ -39,13 +40,18 @@ describe("bad input (MariaDB)", () => {
     });
     userId = (
       await node.request("POST", "/Users", {
+        schemas: [USER_SCHEMA],
         userName: "existing@example.com",
         emails: [{ value: "e@example.com", type: "work" }],
       })
     ).body.id;
-    await node.request("POST", "/Users", { userName: "other@example.com" });
+    await node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: "other@example.com" });
     groupId = (
-      await node.request("POST", "/Groups", { displayName: "Existing", members: [{ value: userId }] })
+      await node.request("POST", "/Groups", {
+        schemas: [GROUP_SCHEMA],
+        displayName: "Existing",
+        members: [{ value: userId }],
+      })
     ).body.id;
   });
   after(async () => {
@@ -69,21 +75,79 @@ describe("bad input (MariaDB)", () => {
     ],
     ["no body at all", () => ["POST", "/Users", undefined, {}], 400, "invalidSyntax"],
     [
+      "a member named twice (two parsers could read two users)",
+      () => [
+        "POST",
+        "/Users",
+        `{"schemas":["${USER_SCHEMA}"],"userName":"a@example.com","userName":"b@example.com"}`,
+        {},
+      ],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "a member named twice in a nested object",
+      () => [
+        "PUT",
+        `/Users/${userId}`,
+        `{"schemas":["${USER_SCHEMA}"],"userName":"existing@example.com","name":{"givenName":"A","givenName":"B"}}`,
+        {},
+      ],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "a create without schemas",
+      () => ["POST", "/Users", { userName: "plain@example.com" }, {}],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "a create whose schemas lack the core schema",
+      () => [
+        "POST",
+        "/Users",
+        {
+          schemas: ["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+          userName: "ent@example.com",
+        },
+        {},
+      ],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "a group create without schemas",
+      () => ["POST", "/Groups", { displayName: "NoSchemas" }, {}],
+      400,
+      "invalidSyntax",
+    ],
+    [
       "a text/plain body",
       () => ["POST", "/Users", '{"userName":"x"}', { "content-type": "text/plain" }],
       400,
       "invalidSyntax",
     ],
-    ["userName as a number", () => ["POST", "/Users", { userName: 42 }, {}], 400, "invalidValue"],
+    [
+      "userName as a number",
+      () => ["POST", "/Users", { schemas: [USER_SCHEMA], userName: 42 }, {}],
+      400,
+      "invalidValue",
+    ],
     [
       "active as a word",
-      () => ["POST", "/Users", { userName: "t@example.com", active: "maybe" }, {}],
+      () => ["POST", "/Users", { schemas: [USER_SCHEMA], userName: "t@example.com", active: "maybe" }, {}],
       400,
       "invalidValue",
     ],
     [
       "emails as a string",
-      () => ["POST", "/Users", { userName: "t@example.com", emails: "t@example.com" }, {}],
+      () => [
+        "POST",
+        "/Users",
+        { schemas: [USER_SCHEMA], userName: "t@example.com", emails: "t@example.com" },
+        {},
+      ],
       400,
       "invalidValue",
     ],
@@ -93,6 +157,7 @@ describe("bad input (MariaDB)", () => {
         "POST",
         "/Users",
         {
+          schemas: [USER_SCHEMA],
           userName: "t@example.com",
           emails: [
             { value: "a@x", primary: true },
@@ -106,13 +171,18 @@ describe("bad input (MariaDB)", () => {
     ],
     [
       "an unknown attribute",
-      () => ["POST", "/Users", { userName: "t@example.com", adreses: [] }, {}],
+      () => ["POST", "/Users", { schemas: [USER_SCHEMA], userName: "t@example.com", adreses: [] }, {}],
       400,
       "invalidSyntax",
     ],
     [
       "an unknown sub-attribute",
-      () => ["POST", "/Users", { userName: "t@example.com", name: { surname: "x" } }, {}],
+      () => [
+        "POST",
+        "/Users",
+        { schemas: [USER_SCHEMA], userName: "t@example.com", name: { surname: "x" } },
+        {},
+      ],
       400,
       "invalidSyntax",
     ],
@@ -122,21 +192,31 @@ describe("bad input (MariaDB)", () => {
       400,
       "invalidValue",
     ],
-    ["no userName", () => ["POST", "/Users", { displayName: "nobody" }, {}], 400, "invalidValue"],
+    [
+      "no userName",
+      () => ["POST", "/Users", { schemas: [USER_SCHEMA], displayName: "nobody" }, {}],
+      400,
+      "invalidValue",
+    ],
     [
       "a userName of 300 characters",
-      () => ["POST", "/Users", { userName: "u".repeat(300) }, {}],
+      () => ["POST", "/Users", { schemas: [USER_SCHEMA], userName: "u".repeat(300) }, {}],
       400,
       "invalidValue",
     ],
     [
       "a body over the size limit",
-      () => ["POST", "/Users", { userName: "big@example.com", title: "x".repeat(5000) }, {}],
+      () => [
+        "POST",
+        "/Users",
+        { schemas: [USER_SCHEMA], userName: "big@example.com", title: "x".repeat(5000) },
+        {},
+      ],
       413,
     ],
     [
       "a taken userName, differently cased",
-      () => ["POST", "/Users", { userName: "EXISTING@example.com" }, {}],
+      () => ["POST", "/Users", { schemas: [USER_SCHEMA], userName: "EXISTING@example.com" }, {}],
       409,
       "uniqueness",
     ],
@@ -317,7 +397,12 @@ describe("bad input (MariaDB)", () => {
       400,
       "invalidValue",
     ],
-    ["a group without displayName", () => ["POST", "/Groups", { members: [] }, {}], 400, "invalidValue"],
+    [
+      "a group without displayName",
+      () => ["POST", "/Groups", { schemas: [GROUP_SCHEMA], members: [] }, {}],
+      400,
+      "invalidValue",
+    ],
     [
       "PUT of a user that does not exist",
       () => ["PUT", "/Users/00000000-0000-0000-0000-000000000000", { userName: "ghost@example.com" }, {}],

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { MariaDb } from "../support/mariadb.js";
 import { type Reply, TestNode } from "../support/node.js";
+import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
 
 const BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -68,7 +69,11 @@ for (const store of ["MariaDB", "SQLite"] as const) {
           method: "POST",
           path: "/Groups",
           bulkId: "g1",
-          data: { displayName: "Bulk group", members: [{ value: "bulkId:u1" }, { value: "bulkId:u2" }] },
+          data: {
+            schemas: [GROUP_SCHEMA],
+            displayName: "Bulk group",
+            members: [{ value: "bulkId:u1" }, { value: "bulkId:u2" }],
+          },
         },
         {
           method: "PATCH",
@@ -100,7 +105,12 @@ for (const store of ["MariaDB", "SQLite"] as const) {
       const before = await count("SELECT COUNT(*) AS n FROM scim_users");
       const r = await bulk([
         user("a", "errs.a@example.com"),
-        { method: "POST", path: "/Users", bulkId: "bad", data: { displayName: "no userName" } },
+        {
+          method: "POST",
+          path: "/Users",
+          bulkId: "bad",
+          data: { schemas: [USER_SCHEMA], displayName: "no userName" },
+        },
         user("dup", "bulk.one@example.com"),
         user("b", "errs.b@example.com"),
         user("b2", "ERRS.B@example.com"),
@@ -137,7 +147,12 @@ for (const store of ["MariaDB", "SQLite"] as const) {
         [400, { schemas: [BULK], Operations: {} }],
         [
           400,
-          { schemas: [BULK], Operations: [{ method: "POST", path: "/Users", data: { userName: "m2" } }] },
+          {
+            schemas: [BULK],
+            Operations: [
+              { method: "POST", path: "/Users", data: { schemas: [USER_SCHEMA], userName: "m2" } },
+            ],
+          },
         ],
         [400, { schemas: [BULK], Operations: [{ ...user("x", "m3@example.com"), method: "GET" }] }],
         [400, { schemas: [BULK], Operations: [{ ...user("x", "m4@example.com"), path: "/Users/123" }] }],

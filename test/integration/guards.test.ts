@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { MariaDb } from "../support/mariadb.js";
 import { TestNode } from "../support/node.js";
+import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
 
 const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -26,9 +27,19 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
 
   it("applies a keyed write once and answers a replay with the recorded response", async () => {
     const headers = { "idempotency-key": "evt-1/create", "x-provisiond-fencing-token": "10" };
-    const first = await node.request("POST", "/Users", { userName: "once@example.com" }, headers);
+    const first = await node.request(
+      "POST",
+      "/Users",
+      { schemas: [USER_SCHEMA], userName: "once@example.com" },
+      headers,
+    );
     assert.equal(first.status, 201);
-    const again = await node.request("POST", "/Users", { userName: "once@example.com" }, headers);
+    const again = await node.request(
+      "POST",
+      "/Users",
+      { schemas: [USER_SCHEMA], userName: "once@example.com" },
+      headers,
+    );
     assert.equal(again.status, 201);
     assert.equal(again.text, first.text);
     assert.equal(again.headers.get("etag"), first.headers.get("etag"));
@@ -48,7 +59,7 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
     const headers = { "idempotency-key": "evt-2/create", "x-provisiond-fencing-token": "10" };
     const replies = await Promise.all(
       Array.from({ length: 12 }, () =>
-        node.request("POST", "/Users", { userName: "race@example.com" }, headers),
+        node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: "race@example.com" }, headers),
       ),
     );
     assert.deepEqual(new Set(replies.map((r) => r.status)), new Set([201]));
@@ -64,8 +75,10 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
   });
 
   it("replays 204s and refuses a key reused for another request", async () => {
-    const u = (await node.request("POST", "/Users", { userName: "member@example.com" })).body;
-    const g = (await node.request("POST", "/Groups", { displayName: "G" })).body;
+    const u = (
+      await node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: "member@example.com" })
+    ).body;
+    const g = (await node.request("POST", "/Groups", { schemas: [GROUP_SCHEMA], displayName: "G" })).body;
     const op = { schemas: [PATCH], Operations: [{ op: "add", path: "members", value: [{ value: u.id }] }] };
     const headers = { "idempotency-key": "evt-3/members" };
     assert.equal((await node.request("PATCH", `/Groups/${g.id}`, op, headers)).status, 204);
@@ -92,7 +105,7 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
         await node.request(
           "POST",
           "/Users",
-          { userName: "term20@example.com" },
+          { schemas: [USER_SCHEMA], userName: "term20@example.com" },
           { "x-provisiond-fencing-token": "20" },
         )
       ).status,
@@ -101,7 +114,7 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
     const stale = await node.request(
       "POST",
       "/Users",
-      { userName: "term10@example.com" },
+      { schemas: [USER_SCHEMA], userName: "term10@example.com" },
       { "x-provisiond-fencing-token": "10", "idempotency-key": "evt-4/create" },
     );
     assert.equal(stale.status, 409);
@@ -121,7 +134,7 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
         await node.request(
           "POST",
           "/Users",
-          { userName: "term20b@example.com" },
+          { schemas: [USER_SCHEMA], userName: "term20b@example.com" },
           { "x-provisiond-fencing-token": "20" },
         )
       ).status,
@@ -131,13 +144,22 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
   });
 
   it("leaves plain SCIM clients alone and validates the headers", async () => {
-    assert.equal((await node.request("POST", "/Users", { userName: "plain@example.com" })).status, 201);
+    assert.equal(
+      (await node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: "plain@example.com" }))
+        .status,
+      201,
+    );
     for (const headers of <Record<string, string>[]>[
       { "x-provisiond-fencing-token": "-3" },
       { "x-provisiond-fencing-token": "1e9" },
       { "idempotency-key": "has space" },
     ]) {
-      const r = await node.request("POST", "/Users", { userName: "badheader@example.com" }, headers);
+      const r = await node.request(
+        "POST",
+        "/Users",
+        { schemas: [USER_SCHEMA], userName: "badheader@example.com" },
+        headers,
+      );
       assert.equal(r.status, 400, JSON.stringify(headers));
     }
     assert.equal(

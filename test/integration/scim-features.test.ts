@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { verifyPassword } from "../../src/scim/password.js";
 import { TestNode } from "../support/node.js";
+import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
 
 const SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -19,9 +20,13 @@ describe("searching and sorting", () => {
       ["bob@x.com", "Bob"],
       ["dave@x.com", undefined],
     ]) {
-      assert.equal((await node.request("POST", "/Users", { userName: u, displayName: dn })).status, 201);
+      assert.equal(
+        (await node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: u, displayName: dn }))
+          .status,
+        201,
+      );
     }
-    await node.request("POST", "/Groups", { displayName: "Admins" });
+    await node.request("POST", "/Groups", { schemas: [GROUP_SCHEMA], displayName: "Admins" });
   });
   after(async () => node.stop());
 
@@ -102,7 +107,11 @@ describe("password sync and a custom extension", () => {
   after(async () => node.stop());
 
   it("stores only an scrypt hash of the password, and never returns it", async () => {
-    const r = await node.request("POST", "/Users", { userName: "pw@x.com", password: "S3cret-Passw0rd!" });
+    const r = await node.request("POST", "/Users", {
+      schemas: [USER_SCHEMA],
+      userName: "pw@x.com",
+      password: "S3cret-Passw0rd!",
+    });
     assert.equal(r.status, 201);
     assert.equal(r.body.password, undefined);
     const [row] = await node.node.store.db.transaction((q) =>
@@ -140,6 +149,7 @@ describe("password sync and a custom extension", () => {
     const schemas = await node.request("GET", "/Schemas");
     assert.ok(schemas.body.Resources.some((s: { id: string }) => s.id === CUSTOM));
     const bad = await node.request("POST", "/Users", {
+      schemas: [USER_SCHEMA],
       userName: "c2@x.com",
       [CUSTOM]: { clearance: "high" },
     });
@@ -193,7 +203,7 @@ describe("Entra's provisioning flow", () => {
     const g = await node.request(
       "POST",
       "/Groups",
-      { displayName: "Sales", members: [{ value: u.body.id }] },
+      { schemas: [GROUP_SCHEMA], displayName: "Sales", members: [{ value: u.body.id }] },
       headers,
     );
     const rm = await node.request(

@@ -10,6 +10,7 @@ import { MIGRATIONS } from "../../src/store/migrations.js";
 import { checkFilterProperty, openPropertyStore, propertySchema } from "../support/filter-property.js";
 import { MariaDb } from "../support/mariadb.js";
 import { TestNode } from "../support/node.js";
+import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
 
 const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -95,8 +96,12 @@ describe("app store on MariaDB", () => {
     try {
       const ids: string[] = [];
       for (let i = 0; i < 1500; i++)
-        ids.push((await node.request("POST", "/Users", { userName: `m${i}@example.com` })).body.id);
+        ids.push(
+          (await node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: `m${i}@example.com` }))
+            .body.id,
+        );
       const g = await node.request("POST", "/Groups", {
+        schemas: [GROUP_SCHEMA],
         displayName: "Big",
         members: ids.slice(0, 1499).map((value) => ({ value })),
       });
@@ -151,11 +156,18 @@ describe("app store on MariaDB", () => {
       PROVISIOND_STORE_QUERY_TIMEOUT_MS: "2000",
     });
     try {
-      assert.equal((await node.request("POST", "/Users", { userName: "before@example.com" })).status, 201);
+      assert.equal(
+        (await node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: "before@example.com" }))
+          .status,
+        201,
+      );
       await maria.stop();
       const seen = new Set<number>();
       for (let i = 0; i < 6; i++) {
-        const r = await node.request("POST", "/Users", { userName: `during${i}@example.com` });
+        const r = await node.request("POST", "/Users", {
+          schemas: [USER_SCHEMA],
+          userName: `during${i}@example.com`,
+        });
         seen.add(r.status);
         assert.equal(r.status, 503, r.text);
         assert.equal(r.body.status, "503");
@@ -169,11 +181,11 @@ describe("app store on MariaDB", () => {
 
       await maria.restart();
       // The breaker lets a trial call through after its reset timeout; keep asking until the store answers.
-      let r = await node.request("POST", "/Users", { userName: "after@example.com" });
+      let r = await node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: "after@example.com" });
       for (let i = 0; r.status === 503 && i < 200; i++) {
         await new Promise((res) => setImmediate(res));
         await (await fetch(`${node.admin}/readyz`)).text();
-        r = await node.request("POST", "/Users", { userName: "after@example.com" });
+        r = await node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: "after@example.com" });
       }
       assert.equal(r.status, 201, r.text);
       const users = await node.request("GET", "/Users");

@@ -196,7 +196,7 @@ export async function checkFilterProperty(
   })[0]!;
   await ps.store.run("seed", async (tx) => {
     for (const [i, u] of generated.entries()) {
-      const doc = normalizeBody(propertySchema, toResource(u, i)).resource;
+      const doc = normalizeBody(propertySchema, toResource(u, i), { create: false }).resource;
       const created = DATES[i % DATES.length]!;
       const rec = await tx.users.insert({ id: `id-${i}`, doc, now: created });
       ps.resources.set(rec.id, { ...doc, id: rec.id, meta: { created } });

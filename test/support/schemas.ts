@@ -67,3 +67,7 @@ const favorite: SchemaDef = {
   attributes: [s("favoriteColor")],
 };
 export const ping = new ResourceSchema("User", "/Users", pingCore, [favorite]);
+
+/** The core schema URNs, which a create must name (RFC 7643 §3). */
+export const USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User";
+export const GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group";

@@ -24,6 +24,7 @@ import type { UserService } from "../users.js";
 import { authMiddleware } from "./auth.js";
 import { bulkGuard, readBulkRequest, runBulk } from "./bulk.js";
 import { discoveryRouter } from "./discovery.js";
+import { checkJsonShape } from "./json-shape.js";
 import { baseUrlOf, send, sendScim } from "./respond.js";
 import { type Endpoint, runWrite, type WriteMethod, writeOp } from "./writes.js";
 
@@ -70,6 +71,8 @@ function guardOf(req: Request): Omit<WriteGuard, "respond"> | undefined {
   return guard;
 }
 const JSON_TYPES = ["application/json", "application/scim+json", "application/*+json"];
+/** Far deeper than any SCIM resource or bulk request nests. */
+const MAX_BODY_DEPTH = 32;
 
 function queryParams(req: Request): Record<string, unknown> {
   return req.query as Record<string, unknown>;
@@ -126,7 +129,15 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
 
   const scim = Router({ caseSensitive: false });
   scim.use(authMiddleware(opts.auth, opts.bearerTokens, () => metrics.authFailures.inc()));
-  scim.use(express.json({ limit: opts.maxBodyBytes, type: JSON_TYPES, strict: true }));
+  scim.use(
+    express.json({
+      limit: opts.maxBodyBytes,
+      type: JSON_TYPES,
+      strict: true,
+      verify: (_req, _res, buf, encoding) =>
+        checkJsonShape(buf.toString(encoding as BufferEncoding), MAX_BODY_DEPTH),
+    }),
+  );
 
   const ctxOf = (req: Request, res: Response): RequestContext => {
     const ctx: RequestContext = {
@@ -352,6 +363,7 @@ export function toScimError(err: unknown, metrics: Metrics, log: Logger): ScimEr
   }
   if (bodyErr?.type === "entity.too.large")
     return new ScimError(413, undefined, `the request body is larger than ${bodyErr.limit} bytes`);
+  if (bodyErr?.type === "entity.shape.invalid") return badRequest("invalidSyntax", (err as Error).message);
   if (bodyErr?.type === "entity.parse.failed")
     return badRequest("invalidSyntax", "the request body is not valid JSON");
   if (bodyErr?.type === "encoding.unsupported" || bodyErr?.type === "charset.unsupported")

@@ -99,6 +99,26 @@ export function createOktaSim(opts: SimOptions): {
     next();
   });
 
+  /**
+   * Injected failures, for tests of the agent's error handling: the next `count` API calls whose path starts
+   * with `pathPrefix` answer `status` with the Okta error Okta documents for it.
+   */
+  const faults: { pathPrefix: string; status: number; count: number }[] = [];
+  const FAULT_CODES: Record<number, [string, string]> = {
+    400: ["E0000001", "Api validation failed"],
+    401: ["E0000011", "Invalid token provided"],
+    403: ["E0000006", "You do not have permission to perform the requested action"],
+    404: ["E0000007", "Not found: Resource not found"],
+    500: ["E0000009", "Internal Server Error"],
+  };
+  app.use("/api", (req, res, next) => {
+    const f = faults.find((x) => x.count > 0 && `/api${req.path}`.startsWith(x.pathPrefix));
+    if (!f) return next();
+    f.count--;
+    const [code, summary] = FAULT_CODES[f.status] ?? ["E0000009", "Internal Server Error"];
+    oktaError(res, f.status, code, summary);
+  });
+
   const limited = (bucket: Bucket) => (_req: Request, res: Response, next: NextFunction) => {
     const v = limiter.take(bucket);
     res.set(v.headers);
@@ -189,6 +209,18 @@ export function createOktaSim(opts: SimOptions): {
     const u = org.users.get(String(req.params.id));
     if (!u) return oktaError(res, 404, "E0000007", `Not found: Resource not found: ${req.params.id} (User)`);
     res.json(u);
+  });
+
+  // Okta's "List all groups of a user": every group the user belongs to, in one page.
+  app.get("/api/v1/users/:id/groups", limited("users"), (req, res) => {
+    const id = String(req.params.id);
+    if (!org.users.has(id))
+      return oktaError(res, 404, "E0000007", `Not found: Resource not found: ${id} (User)`);
+    res.json(
+      [...org.groups.values()]
+        .filter((g) => g.members.has(id))
+        .map((g) => ({ id: g.id, type: "OKTA_GROUP", profile: g.profile })),
+    );
   });
 
   app.get("/api/v1/groups/:id", limited("groups"), (req, res) => {
@@ -299,6 +331,19 @@ export function createOktaSim(opts: SimOptions): {
       }, 20);
       loads.add(interval);
       return { started: total, done: false };
+    }),
+  );
+  control.put(
+    "/faults",
+    handle((b) => {
+      faults.length = 0;
+      for (const f of (b.faults ?? []) as { pathPrefix: string; status: number; count?: number }[])
+        faults.push({
+          pathPrefix: String(f.pathPrefix),
+          status: Number(f.status),
+          count: Number(f.count ?? 1),
+        });
+      return { faults };
     }),
   );
   control.get("/truth", (_req, res) => res.json(org.truth()));

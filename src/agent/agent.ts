@@ -132,6 +132,18 @@ export class Agent {
     return AbortSignal.any([this.o.halt, this.o.lead.signal]);
   }
 
+  /** How this agent's pools run: they stop with the agent, and say when a failure leaves work to wait for. */
+  private pool() {
+    return {
+      signal: this.stop,
+      onFailure: (err: unknown, inFlight: number) =>
+        this.o.logger.warn(
+          { err: (err as Error).message, inFlight },
+          "a request failed; waiting for the requests in flight before the round is retried",
+        ),
+    };
+  }
+
   private get active(): boolean {
     return !this.o.halt.aborted && this.o.lead.isCurrent();
   }
@@ -330,7 +342,7 @@ export class Agent {
     const limits =
       this.o.bulkOperations > 0 && writes.length > 1 ? await this.o.scim.bulkLimits() : undefined;
     if (!limits) {
-      await forEachLimit(writes, this.o.concurrency, alone, this.stop);
+      await forEachLimit(writes, this.o.concurrency, alone, this.pool());
       return joined;
     }
     const chunks = bulkChunks(
@@ -356,9 +368,9 @@ export class Agent {
         if (!r || r.status < 200 || r.status > 299) retry.push(w);
         else done(w, { ...w.plan, scimId: w.plan.scimId ?? r.location?.split("/").pop() });
       });
-      await forEachLimit(retry, this.o.concurrency, alone, this.stop);
+      await forEachLimit(retry, this.o.concurrency, alone, this.pool());
     };
-    await forEachLimit(chunks, Math.min(this.o.concurrency, 4), sendBulk, this.stop);
+    await forEachLimit(chunks, Math.min(this.o.concurrency, 4), sendBulk, this.pool());
     return joined;
   }
 
@@ -391,7 +403,7 @@ export class Agent {
         refused.set(id, `Okta: ${(err as Error).message}`);
       }
     };
-    await forEachLimit(ids, this.o.concurrency, readOne, this.stop);
+    await forEachLimit(ids, this.o.concurrency, readOne, this.pool());
     return { appUsers, refused };
   }
 
@@ -418,7 +430,7 @@ export class Agent {
           if (!subjectRefused(err)) throw err;
         }
       },
-      this.stop,
+      this.pool(),
     );
   }
 

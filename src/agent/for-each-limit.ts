@@ -11,17 +11,29 @@ export async function forEachLimit<T>(
   items: readonly T[],
   limit: number,
   fn: (item: T) => Promise<void>,
-  signal?: AbortSignal,
+  opts: {
+    signal?: AbortSignal | undefined;
+    /** Told of the first failure, and how many calls are still running, which it then waits for. */
+    onFailure?: (error: unknown, inFlight: number) => void;
+  } = {},
 ): Promise<void> {
+  const { signal } = opts;
   let next = 0;
+  let running = 0;
   let failure: { error: unknown } | undefined;
   const worker = async () => {
     while (next < items.length && !failure && !signal?.aborted) {
       const item = items[next++]!;
+      running++;
       try {
         await fn(item);
       } catch (error) {
-        failure ??= { error };
+        if (!failure) {
+          failure = { error };
+          if (running > 1) opts.onFailure?.(error, running - 1);
+        }
+      } finally {
+        running--;
       }
     }
   };

@@ -16,21 +16,32 @@ export interface Reply {
   text: string;
 }
 
+type LogWaiter = { pattern: RegExp; resolve: (line: string) => void };
+
 export class TestNode {
   readonly logs: string[] = [];
+  private readonly waiters: LogWaiter[];
 
   private constructor(
     readonly node: RunningNode,
     readonly base: string,
     private readonly dataDir: string,
     logs: string[],
+    waiters: LogWaiter[],
   ) {
     this.logs = logs;
+    this.waiters = waiters;
+  }
+
+  /** Resolves with the first log line, from now on, that matches `pattern`. */
+  logged(pattern: RegExp): Promise<string> {
+    return new Promise((resolve) => this.waiters.push({ pattern, resolve }));
   }
 
   static async start(storeUrl?: string, env: Record<string, string> = {}): Promise<TestNode> {
     const dataDir = mkdtempSync(join(tmpdir(), "provisiond-node-"));
     const logs: string[] = [];
+    const waiters: LogWaiter[] = [];
     const cfg = loadConfig({
       PROVISIOND_NODE_ID: "test-node",
       PROVISIOND_SCIM_HOST: "127.0.0.1",
@@ -47,14 +58,27 @@ export class TestNode {
     });
     const destination = new Writable({
       write(chunk, _enc, cb) {
-        logs.push(chunk.toString());
+        const line = chunk.toString();
+        logs.push(line);
+        for (let i = waiters.length - 1; i >= 0; i--) {
+          if (waiters[i]!.pattern.test(line)) waiters.splice(i, 1)[0]!.resolve(line);
+        }
         cb();
       },
     });
     const node = await startNode(cfg, {
       logDestination: destination as unknown as import("pino").DestinationStream,
     });
-    return new TestNode(node, node.scimUrl.replace(/\/$/, ""), dataDir, logs);
+    return new TestNode(node, node.scimUrl.replace(/\/$/, ""), dataDir, logs, waiters);
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: /status JSON read by assertions
+  async status(): Promise<any> {
+    return (await fetch(`${this.admin}/status`)).json();
+  }
+
+  async metrics(): Promise<string> {
+    return (await fetch(`${this.admin}/metrics`)).text();
   }
 
   get admin(): string {

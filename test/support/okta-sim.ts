@@ -155,3 +155,20 @@ export async function waitFor(
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/** Waits until the connector (read through `get`) matches the simulator's ground truth; says what differs if not. */
+export async function waitConverged(sim: SimHandle, get: Get, what = "the connector to match the simulator") {
+  let diff: string[] = [];
+  await waitFor(
+    what,
+    async () => {
+      diff = await diffWithTruth(get, (await sim.control("GET", "/truth")) as Truth);
+      return diff.length === 0;
+    },
+    120_000,
+  ).catch((err) => {
+    throw new Error(
+      `${(err as Error).message}: ${diff.length} differences, e.g. ${diff.slice(0, 3).join("; ")}`,
+    );
+  });
+}

@@ -25,6 +25,8 @@ export interface AgentRunnerOptions {
   election: Election | undefined;
   /** How long a stopping node lets the agent's requests in flight finish before cutting them off. */
   drainMs: number;
+  /** How long a primary blocked by a fence ahead of etcd waits before it steps down and tries again. */
+  fenceAheadRetryMs: number;
   logger: Logger;
   metrics: Metrics;
 }
@@ -48,8 +50,6 @@ export interface FenceAhead {
 
 const FENCE_AHEAD_FIX =
   "the store's fencing token is above etcd's revision (etcd restored from a snapshot?): see README, 'A fence ahead of etcd'";
-/** How long a primary blocked by a fence ahead of etcd waits before it steps down and tries again. */
-const FENCE_AHEAD_RETRY_MS = 10_000;
 
 function reasonOf(err: unknown): string {
   if (err instanceof OktaError) return `okta-${err.status}`;
@@ -142,7 +142,7 @@ export class AgentRunner {
         { term: lead.term, storedToken: err.storedToken, etcdRevision: revision },
         `agent blocked: ${FENCE_AHEAD_FIX}`,
       );
-      await sleep(FENCE_AHEAD_RETRY_MS, undefined, { signal: stop }).catch(() => undefined);
+      await sleep(this.o.fenceAheadRetryMs, undefined, { signal: stop }).catch(() => undefined);
     } else {
       this.o.logger.warn(
         { term: lead.term, storedToken: err.storedToken },

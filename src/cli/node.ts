@@ -123,6 +123,7 @@ function startAgent(
     election: cluster.election,
     // What is in flight when the node stops may finish while the term is surely still ours.
     drainMs: cfg.cluster.etcd ? cfg.cluster.leaseTtlMs / 2 : 5000,
+    fenceAheadRetryMs: 2 * cfg.cluster.leaseTtlMs,
     logger,
     metrics,
     make: (lead, { halt, cancel }) => {

@@ -1,21 +1,25 @@
 /**
  * Process-level failure tests: a two-node cluster (child processes) on real etcd and MariaDB, fed by the Okta
- * simulator. After each failure the app store must equal the simulator's ground truth, no source event may
- * have been applied twice, and no write from a deposed primary may have landed.
+ * simulator. After each failure the app store must equal the simulator's ground truth, and the history
+ * checker must find no source event applied twice and no write of a deposed primary after a newer term's.
  */
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { Cluster, type NodeProc } from "../support/cluster.js";
+import { assertHistory } from "../support/history.js";
+import { metricValue } from "../support/metrics.js";
 import { diffWithTruth, type Truth, waitFor } from "../support/okta-sim.js";
+import type { Arrival } from "../support/scim-proxy.js";
 
 const TTL = 2000;
+const isWrite = (a: Arrival) => a.method !== "GET";
 
-describe("cluster failures (etcd + MariaDB + two nodes)", () => {
+describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, () => {
   let c: Cluster;
   let lastDiff: string[] = [];
 
   before(async () => {
-    c = await Cluster.start({ ttlMs: TTL });
+    c = await Cluster.start({ ttlMs: TTL, proxies: true });
     await waitFor("a primary", async () => (await c.primary()) !== undefined);
   });
   after(async () => c.destroy());
@@ -38,10 +42,7 @@ describe("cluster failures (etcd + MariaDB + two nodes)", () => {
     });
 
   async function noEventAppliedTwice() {
-    const twice = await c.query(
-      "SELECT idempotency_key, COUNT(*) AS n FROM scim_audit WHERE idempotency_key IS NOT NULL GROUP BY idempotency_key HAVING COUNT(*) > 1",
-    );
-    assert.deepEqual(twice, [], "an idempotency key (source event) was applied twice");
+    await assertHistory(c.query);
     const dupUsers = await c.query(
       "SELECT external_id, COUNT(*) AS n FROM scim_users GROUP BY external_id HAVING COUNT(*) > 1",
     );
@@ -77,10 +78,16 @@ describe("cluster failures (etcd + MariaDB + two nodes)", () => {
     await noEventAppliedTwice();
   });
 
-  it("a paused primary (SIGSTOP past its TTL) demotes itself on SIGCONT, and none of its writes land", async () => {
+  it("a paused primary (SIGSTOP past its TTL) wakes up with a write on its way: the fence refuses it", async () => {
     const old = await primaryWithCursor();
     const oldTerm = (await c.status(old)).term as number;
+    // Hold the old term's next write between its agent and its connector, as the network might.
+    const pending = old.proxy!.hold((a) => isWrite(a) && a.token === String(oldTerm));
     await c.sim.control("POST", "/load", { users: 200, updates: 200, perSecond: 400, prefix: "zombie" });
+    const held = await pending;
+    // The standby's first write of its term: its raise of the fence.
+    const standby = c.nodes.find((n) => n !== old)!;
+    const newTermWrites = standby.proxy!.next((a) => isWrite(a) && Number(a.token) > oldTerm);
     await c.kill(old, "SIGSTOP");
     let next: NodeProc | undefined;
     await waitFor("the standby to take over", async () => {
@@ -89,21 +96,21 @@ describe("cluster failures (etcd + MariaDB + two nodes)", () => {
     });
     const newTerm = (await c.status(next!)).term as number;
     assert.ok(newTerm > oldTerm);
+    assert.equal(next, standby);
+    // The new term writes (its first request raises the fence)...
+    assert.equal((await newTermWrites).token, String(newTerm));
+    // ...then the zombie wakes, and its write reaches the connector after all.
     await c.kill(old, "SIGCONT");
+    await held.forward();
+    assert.equal(held.arrival.status, 409, "the connector took the deposed primary's write");
+    assert.ok(metricValue(await c.metrics(old), "provisiond_fencing_rejections_total") >= 1);
     await waitFor("the old primary to report standby", async () => (await c.status(old)).role === "standby");
+    assert.ok(
+      metricValue(await c.metrics(old), "provisiond_self_demotions_total") >= 1,
+      "the old primary demoted itself",
+    );
     await waitConverged("the store to match the simulator after the pause");
-    const metrics = await (await fetch(`http://127.0.0.1:${old.adminPort}/metrics`)).text();
-    assert.match(metrics, /provisiond_self_demotions_total\{[^}]*\} [1-9]/, "the old primary demoted itself");
-    // The first write of the new term raised the fence; nothing with the old term was recorded after it.
-    const [first] = await c.query<{ t: string }>(
-      "SELECT MIN(created_at) AS t FROM provisiond_idempotency WHERE fencing_token = ?",
-      [newTerm],
-    );
-    const stale = await c.query(
-      "SELECT idem_key FROM provisiond_idempotency WHERE fencing_token < ? AND created_at > ?",
-      [newTerm, first!.t],
-    );
-    assert.deepEqual(stale, [], "a write from the deposed primary landed");
+    assert.ok((await assertHistory(c.query)).terms.includes(newTerm), "the new term wrote");
     await noEventAppliedTwice();
   });
 
@@ -174,5 +181,40 @@ describe("cluster failures (etcd + MariaDB + two nodes)", () => {
     await c.etcd.restartAll();
     await waitConverged("processing to resume after etcd returns");
     await noEventAppliedTwice();
+  });
+});
+
+describe("a cluster stopped before its first event (etcd + MariaDB + two nodes)", {
+  timeout: 300_000,
+}, () => {
+  let c: Cluster;
+  // No PROVISIOND_AGENT_START_AT: the cluster starts where its first primary was elected.
+  before(async () => {
+    c = await Cluster.start({ ttlMs: TTL, env: { PROVISIOND_AGENT_START_AT: "" } });
+  });
+  after(async () => c.destroy());
+
+  it("loses nothing Okta recorded while every node was down", async () => {
+    await waitFor("a primary that has polled the (empty) log", async () => {
+      const p = await c.primary();
+      return p !== undefined && (await c.sim.control("GET", "/stats")).apiCalls.logs >= 2;
+    });
+    for (const n of c.alive()) await c.kill(n, "SIGTERM");
+    await c.sim.control("POST", "/load", { users: 20, prefix: "while-down" });
+    for (const n of c.nodes) await c.startNode(n);
+    await waitFor("a primary", async () => (await c.primary()) !== undefined);
+    // One more assignment after the restart: once it is in, the earlier ones must be in too.
+    await c.sim.control("POST", "/load", { users: 1, prefix: "after-restart" });
+    const marker = encodeURIComponent('userName eq "after-restart0@example.com"');
+    await waitFor("the assignment made after the restart", async () => {
+      return (await c.scim(`/Users?filter=${marker}`)).body.totalResults === 1;
+    });
+    const truth = (await c.sim.control("GET", "/truth")) as Truth;
+    assert.deepEqual(
+      await diffWithTruth((p) => c.scim(p), truth),
+      [],
+      "assignments made while down were lost",
+    );
+    await assertHistory(c.query);
   });
 });

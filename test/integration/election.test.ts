@@ -3,8 +3,10 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import pino from "pino";
+import { EtcdCursor } from "../../src/cluster/cursor.js";
 import { Election } from "../../src/cluster/election.js";
 import { etcdClient } from "../../src/cluster/etcd.js";
+import { Leadership } from "../../src/cluster/leadership.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import { EtcdCluster } from "../support/etcd.js";
 
@@ -97,6 +99,40 @@ describe("election on etcd", () => {
     assert.equal([a.election, b.election].filter((e) => e.isPrimary()).length, 1);
     await a.election.stop();
     await b.election.stop();
+    a.client.close();
+    b.client.close();
+  });
+
+  it("the cursor moves only for the current term, and the starting position is stored once", async () => {
+    const a = node(etcd, "a", "/t4");
+    const b = node(etcd, "b", "/t4");
+    await a.election.start();
+    await elected(a.election);
+    const leadA = a.election.current!;
+    const cursor = new EtcdCursor(a.client, "/t4/cursor");
+    const at = (position: string) => ({ position, updatedAt: new Date().toISOString() });
+    assert.equal((await cursor.start(leadA, at("start")))?.position, "start");
+    assert.equal(await cursor.advance(leadA, at("p1")), true);
+    await b.election.start();
+    const bElected = elected(b.election);
+    await a.election.resign();
+    await bElected;
+    // A zombie that still believes it leads (its clock says so): etcd's guard refuses it.
+    const zombie = new Leadership(leadA.term, leadA.campaignKey);
+    assert.equal(zombie.isCurrent(), true);
+    assert.equal(await cursor.advance(zombie, at("stale")), false);
+    assert.equal((await cursor.read())?.position, "p1");
+    // Nor can it store a new cluster's starting position.
+    const fresh = new EtcdCursor(a.client, "/t4/fresh-cursor");
+    assert.equal(await fresh.start(zombie, at("zombie start")), undefined);
+    assert.equal(await fresh.read(), undefined);
+    // The current term can, once: a later start finds the first position.
+    const leadB = b.election.current!;
+    assert.equal((await fresh.start(leadB, at("first")))?.position, "first");
+    assert.equal((await fresh.start(leadB, at("second")))?.position, "first");
+    assert.equal(await cursor.advance(leadB, at("p2")), true);
+    await b.election.stop();
+    await a.election.stop();
     a.client.close();
     b.client.close();
   });

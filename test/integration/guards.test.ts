@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { assertHistory, type Query } from "../support/history.js";
 import { MariaDb } from "../support/mariadb.js";
 import { TestNode } from "../support/node.js";
 import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
@@ -172,5 +173,24 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
     const n = await node.node.store.purgeIdempotency(new Date(Date.now() + 60_000));
     assert.ok(n >= 3);
     assert.equal(await count("SELECT COUNT(*) AS n FROM provisiond_idempotency"), 0);
+  });
+
+  it("leaves a history the checker accepts: terms never go back, and no key applies twice", async () => {
+    const query: Query = (sql, params = []) => node.node.store.db.transaction((q) => q.all(sql, params));
+    const write = (userName: string, token: string, key: string) =>
+      node.request(
+        "POST",
+        "/Users",
+        { schemas: [USER_SCHEMA], userName },
+        {
+          "x-provisiond-fencing-token": token,
+          "idempotency-key": key,
+        },
+      );
+    assert.equal((await write("history40@example.com", "40", "evt-h1:create")).status, 201);
+    assert.equal((await write("history40@example.com", "40", "evt-h1:create")).status, 201, "a replay");
+    assert.equal((await write("history35@example.com", "35", "evt-h2:create")).status, 409, "an older term");
+    const h = await assertHistory(query);
+    assert.deepEqual(h.terms.slice(-1), [40]);
   });
 });

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
 import { etcdClient } from "../../src/cluster/etcd.js";
 import { LeaseSweeper } from "../../src/cluster/lease-sweeper.js";
@@ -51,6 +52,32 @@ describe("LeaseSweeper (etcd)", () => {
     // A lease granted at sentAt expires no earlier than sentAt + TTL; its key cannot go before that.
     for (const r of runs)
       assert.ok(r.goneAt >= r.sentAt + 2000, `key gone ${r.goneAt - r.sentAt} ms after grant`);
+    client.close();
+  });
+
+  it("a lease renewed in its last second, after etcd answered 0, is left alone", async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: "debug" }, { write: (l: string) => void lines.push(l) });
+    const client = etcdClient({ endpoints: etcd.endpoints });
+    const metrics = new Metrics("sweeper");
+    const sweeper = new LeaseSweeper(client, logger, metrics);
+    const lease = client.lease(2, { autoKeepAlive: false });
+    const id = await lease.grant();
+    await lease.put("/sweep/late").value("x").exec();
+    sweeper.track(id);
+    // A renewal every 1.3 s of a 2 s lease: each time, under a second was left, which etcd reports as 0.
+    for (let i = 0; i < 5; i++) {
+      await sleep(1300);
+      await lease.keepaliveOnce();
+    }
+    assert.ok(
+      lines.some((l) => l.includes("renewed in its last second")),
+      "the sweeper saw a 0 answer and then the renewal",
+    );
+    assert.equal(await client.get("/sweep/late").string(), "x");
+    assert.equal(await revokedByUs(metrics), 0);
+    sweeper.stop();
+    await lease.revoke();
     client.close();
   });
 

@@ -11,6 +11,7 @@ import { freePort, MariaDb } from "./mariadb.js";
 import { TOKEN } from "./node.js";
 import { SimHandle } from "./okta-sim.js";
 import { running } from "./process.js";
+import { ScimProxy } from "./scim-proxy.js";
 import { ROOT } from "./vectors.js";
 
 export interface NodeProc {
@@ -20,6 +21,8 @@ export interface NodeProc {
   dataDir: string;
   proc?: ChildProcess;
   log: string[];
+  /** With `proxies`, the agent's SCIM requests go through this proxy to the node's own connector. */
+  proxy?: ScimProxy;
 }
 
 export class Cluster {
@@ -35,23 +38,35 @@ export class Cluster {
 
   /** `nodeArgs`: extra node flags for the provisiond processes, e.g. --cpu-prof for a profiling run. */
   static async start(
-    opts: { nodes?: number; ttlMs?: number; env?: Record<string, string>; nodeArgs?: string[] } = {},
+    opts: {
+      nodes?: number;
+      ttlMs?: number;
+      env?: Record<string, string>;
+      nodeArgs?: string[];
+      proxies?: boolean;
+      etcdMembers?: number;
+    } = {},
   ): Promise<Cluster> {
     const [etcd, maria, sim] = await Promise.all([
-      EtcdCluster.start(1),
+      EtcdCluster.start(opts.etcdMembers ?? 1),
       MariaDb.start({ fast: true }),
       SimHandle.start(),
     ]);
     const storeUrl = await maria.createDatabase("cluster");
     const nodes: NodeProc[] = [];
     for (let i = 0; i < (opts.nodes ?? 2); i++) {
-      nodes.push({
+      const n: NodeProc = {
         id: `node-${i}`,
         scimPort: await freePort(),
         adminPort: await freePort(),
         dataDir: mkdtempSync(join(tmpdir(), "provisiond-cnode-")),
         log: [],
-      });
+      };
+      if (opts.proxies) {
+        n.proxy = await ScimProxy.start();
+        n.proxy.setUpstream(`http://127.0.0.1:${n.scimPort}`);
+      }
+      nodes.push(n);
     }
     const env = {
       ...sim.agentEnv(),
@@ -84,6 +99,7 @@ export class Cluster {
           PROVISIOND_SCIM_HOST: "127.0.0.1",
           PROVISIOND_ADMIN_HOST: "127.0.0.1",
           PROVISIOND_DATA_DIR: n.dataDir,
+          ...(n.proxy ? { PROVISIOND_AGENT_SCIM_URL: `${n.proxy.url}/scim/v2` } : {}),
         },
         stdio: ["ignore", "pipe", "pipe"],
       },
@@ -145,7 +161,11 @@ export class Cluster {
     return { status: res.status, body: await res.json() };
   }
 
-  async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+  async metrics(n: NodeProc): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${n.adminPort}/metrics`)).text();
+  }
+
+  query = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> => {
     const c = await this.maria.admin();
     try {
       await c.query("USE cluster");
@@ -154,7 +174,7 @@ export class Cluster {
     } finally {
       await c.end();
     }
-  }
+  };
 
   async destroy(): Promise<void> {
     for (const n of this.nodes) {
@@ -163,6 +183,7 @@ export class Cluster {
         await this.kill(n, "SIGKILL");
       }
       rmSync(n.dataDir, { recursive: true, force: true });
+      await n.proxy?.stop();
     }
     await this.sim.stop();
     await this.etcd.destroy();

@@ -17,7 +17,7 @@ export interface Arrival {
   key: string | undefined;
   // biome-ignore lint/suspicious/noExplicitAny: request bodies read by test predicates
   body: any;
-  /** When the connector's (or the rule's) answer had been delivered, in the same order as `n`. */
+  /** When the connector's (or the rule's) answer came, in the same order as `n`. */
   answeredAt?: number;
   status?: number;
 }
@@ -122,11 +122,12 @@ export class ScimProxy {
       if (!res.writableFinished) gone();
     });
     const deliver = (a: Answer) => {
+      // Recorded even when the client has gone: the answer is what the connector (or the rule) decided.
+      arrival.status = a.status;
+      arrival.answeredAt = ++this.clock;
       if (res.destroyed) return;
       res.writeHead(a.status, a.headers ?? {});
       res.end(a.body ?? "");
-      arrival.status = a.status;
-      arrival.answeredAt = ++this.clock;
     };
     const forward = async () => {
       if (!this.upstream) return deliver({ status: 503, headers: { "retry-after": "0" } });

@@ -11,6 +11,10 @@ import { ROOT } from "../support/vectors.js";
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), "provisiond-config-"));
 const base = { PROVISIOND_DATA_DIR: dir };
+const CLUSTER = {
+  PROVISIOND_ETCD_ENDPOINTS: "127.0.0.1:2379",
+  PROVISIOND_STORE_URL: "mysql://app@db:3306/app",
+};
 
 function errorFor(env: Record<string, string>): ConfigError {
   try {
@@ -75,6 +79,28 @@ describe("configuration", () => {
       /column/,
     ],
     [{ PROVISIOND_CUSTOM_SCHEMA: "{not json" }, "PROVISIOND_CUSTOM_SCHEMA", /JSON/],
+    // A cluster on the embedded store would give every node a database of its own.
+    [
+      { PROVISIOND_ETCD_ENDPOINTS: "127.0.0.1:2379" },
+      "PROVISIOND_STORE_URL",
+      /PROVISIOND_ETCD_ENDPOINTS.*mysql:/,
+    ],
+    [
+      { PROVISIOND_ETCD_ENDPOINTS: "127.0.0.1:2379", PROVISIOND_STORE_URL: "sqlite:/tmp/x.db" },
+      "PROVISIOND_STORE_URL",
+      /every node would write to its own file/,
+    ],
+    // No store transaction may outlive half a term.
+    [
+      { ...CLUSTER, PROVISIOND_LEASE_TTL_MS: "5000", PROVISIOND_BREAKER_TIMEOUT_MS: "2500" },
+      "PROVISIOND_BREAKER_TIMEOUT_MS",
+      /below half of PROVISIOND_LEASE_TTL_MS \(2500 ms\)/,
+    ],
+    [
+      { ...CLUSTER, PROVISIOND_BREAKER_TIMEOUT_MS: "1000", PROVISIOND_STORE_QUERY_TIMEOUT_MS: "1500" },
+      "PROVISIOND_STORE_QUERY_TIMEOUT_MS",
+      /must not exceed PROVISIOND_BREAKER_TIMEOUT_MS/,
+    ],
   ];
   for (const [env, variable, problem] of bad) {
     it(`refuses ${JSON.stringify(env).slice(0, 90)} naming ${variable}`, () => {
@@ -83,6 +109,16 @@ describe("configuration", () => {
       assert.match(e.message, problem);
     });
   }
+
+  it("keeps a cluster's store transactions within half a term by default", () => {
+    const five = loadConfig({ ...base, ...CLUSTER });
+    assert.equal(five.store.breaker.timeoutMs, 2000);
+    assert.equal(five.store.queryTimeoutMs, 2000);
+    const two = loadConfig({ ...base, ...CLUSTER, PROVISIOND_LEASE_TTL_MS: "2000" });
+    assert.ok(two.store.breaker.timeoutMs < 1000);
+    // A standalone node has no term to fit in.
+    assert.equal(loadConfig(base).store.breaker.timeoutMs, 10_000);
+  });
 
   it("reads secrets from _FILE variables", () => {
     const f = join(dir, "token");

@@ -63,6 +63,14 @@ export class OktaOrg {
   readonly appUsers = new Map<string, AppUser>();
   /** Users that were ever assigned: the app keeps them (deactivated) after unassignment. */
   readonly everAssigned = new Set<string>();
+  /**
+   * What an unassigned user's app account last received: Okta pushes nothing to an app a user is no longer
+   * assigned to, so later profile changes never reach it.
+   */
+  private readonly lastPushed = new Map<
+    string,
+    { login: string; firstName: string; lastName: string; email: string }
+  >();
   readonly groups = new Map<string, OktaGroup>();
   readonly pushed = new Map<string, { id: string; sourceGroupId: string; status: "ACTIVE" | "INACTIVE" }>();
   readonly events: LogEvent[] = [];
@@ -171,6 +179,7 @@ export class OktaOrg {
   unassign(userId: string): void {
     const u = this.user(userId);
     if (!this.appUsers.delete(userId)) throw new SimError(404, `user ${userId} is not assigned`);
+    this.lastPushed.set(userId, { ...u.profile });
     this.appUserOrder = undefined;
     this.record("application.user_membership.remove", "Remove user from application membership", [
       this.userTarget(u),
@@ -266,18 +275,23 @@ export class OktaOrg {
     ]);
   }
 
-  /** What the app should hold now: every user ever assigned (inactive once unassigned or not active in Okta). */
+  /**
+   * What the app should hold now: every user ever assigned, inactive once unassigned or not active in Okta,
+   * with the profile it had when it was last assigned.
+   */
   truth() {
     const users = [...this.everAssigned].map((id) => {
       const u = this.users.get(id)!;
       const au = this.appUsers.get(id);
+      const p = au ? u.profile : (this.lastPushed.get(id) ?? u.profile);
       return {
         externalId: id,
-        userName: u.profile.login,
+        assigned: au !== undefined,
+        userName: p.login,
         active: au !== undefined && u.status === "ACTIVE",
-        givenName: u.profile.firstName,
-        familyName: u.profile.lastName,
-        email: u.profile.email,
+        givenName: p.firstName,
+        familyName: p.lastName,
+        email: p.email,
       };
     });
     const groups = [...this.pushed.keys()].map((gid) => {

@@ -8,6 +8,7 @@ export const APP_ID = "0oatestapp00000000";
 export interface Truth {
   users: {
     externalId: string;
+    assigned: boolean;
     userName: string;
     active: boolean;
     givenName: string;
@@ -99,6 +100,13 @@ export async function diffWithTruth(get: Get, truth: Truth): Promise<string[]> {
     const u = byExt.get(t.externalId);
     if (!u) {
       if (t.active) diffs.push(`missing user ${t.userName}`);
+      continue;
+    }
+    // An unassigned user's account is deactivated; the profile it keeps is what it had when the agent last
+    // saw it assigned, and a change Okta logged in the same round as the unassignment may not reach it
+    // (README, "Guarantees and their limits"). Only the deactivation is compared.
+    if (!t.assigned) {
+      if (u.active !== false) diffs.push(`user ${t.externalId}: unassigned but still active`);
       continue;
     }
     const got = {

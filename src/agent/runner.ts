@@ -90,7 +90,17 @@ export class AgentRunner {
   }
 
   private serve(lead: Leadership): void {
-    this.loop = this.loop.then(() => this.runTerm(lead));
+    // A term that fails in a way runTerm does not expect must not stop every later term from running.
+    this.loop = this.loop
+      .then(() => this.runTerm(lead))
+      .catch((err) => {
+        // Never primary doing nothing: give the term to someone who can use it.
+        this.o.logger.error(
+          { err, term: lead.term },
+          "the agent of a term ended unexpectedly; stepping down",
+        );
+        this.o.election?.stepDown(lead, "agent-failed");
+      });
   }
 
   private async runTerm(lead: Leadership): Promise<void> {

@@ -120,16 +120,16 @@ export class Agent {
   private firstApplied = false;
   private lastReconcile = Date.now();
 
-  constructor(private readonly o: AgentOptions) {}
+  /** Aborted when this agent may start no more work: its term ended or its node is stopping. */
+  private readonly stop: AbortSignal;
+
+  constructor(private readonly o: AgentOptions) {
+    this.stop = AbortSignal.any([o.halt, o.lead.signal]);
+  }
 
   /** The term this agent works for. */
   get lead(): Leadership {
     return this.o.lead;
-  }
-
-  /** Aborted when this agent may start no more work: its term ended or its node is stopping. */
-  private get stop(): AbortSignal {
-    return AbortSignal.any([this.o.halt, this.o.lead.signal]);
   }
 
   /** How this agent's pools run: they stop with the agent, and say when a failure leaves work to wait for. */

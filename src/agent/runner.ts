@@ -5,6 +5,7 @@
  *
  * `runTerm` is the one loop to read; each branch says what it decided.
  */
+import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Election } from "../cluster/election.js";
@@ -105,10 +106,11 @@ export class AgentRunner {
 
   private async runTerm(lead: Leadership): Promise<void> {
     if (this.halt.signal.aborted || !lead.isCurrent()) return; // decided: that term is already over
-    const { agent, close } = this.o.make(lead, {
-      halt: this.halt.signal,
-      cancel: AbortSignal.any([lead.signal, this.cut.signal]),
-    });
+    const cancel = AbortSignal.any([lead.signal, this.cut.signal]);
+    // Every request in flight and every back-off holds one listener on these signals, up to
+    // PROVISIOND_AGENT_CONCURRENCY (256) at once: Node's leak warning at 10 would be noise, not a leak.
+    setMaxListeners(0, cancel, this.halt.signal);
+    const { agent, close } = this.o.make(lead, { halt: this.halt.signal, cancel });
     this.agent = agent;
     const stop = AbortSignal.any([lead.signal, this.halt.signal]);
     let backoff = 200;

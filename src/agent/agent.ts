@@ -25,7 +25,7 @@ import {
   type UserPlan,
 } from "./apply.js";
 import { Refused, Stopped } from "./errors.js";
-import { GROUP_EVENTS, logFilter, USER_EVENTS } from "./event-types.js";
+import { GROUP_EVENTS, logFilter, MEMBERSHIP_EVENTS, USER_EVENTS } from "./event-types.js";
 import { forEachLimit, settleAll } from "./for-each-limit.js";
 import { type OktaClient, OktaError } from "./okta-client.js";
 import { reconcile } from "./reconcile.js";
@@ -321,7 +321,9 @@ export class Agent {
     const joined: UserWork[] = [];
     const done = (w: UserWork, r: UserPlan) => {
       if (r.scimId) scimIds.set(w.oktaId, r.scimId);
-      if (r.membershipMayChange) joined.push(w);
+      // Also from the events, not only from this attempt's write: an earlier attempt of this round may have
+      // written the account and then failed before the groups followed, leaving nothing to write now.
+      if (r.membershipMayChange || w.evs.some((e) => MEMBERSHIP_EVENTS.has(e.eventType))) joined.push(w);
       this.markFirstApplied();
       for (const e of w.evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: r.outcome });
     };

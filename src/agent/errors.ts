@@ -32,6 +32,21 @@ export class Refused extends Error {
   }
 }
 
+/**
+ * The connector refuses the agent itself, whatever the request is about: a wrong or rotated credential (401,
+ * 403), a proxy asking for its own (407), or a route that is not there (405, or a 404 that is no SCIM error).
+ * The round fails and the node shows it in /status; dead-lettering every event instead would skip them all.
+ */
+export class Blocked extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+  ) {
+    super(`the connector refuses the agent (${status}): ${detail}`);
+    this.name = "Blocked";
+  }
+}
+
 /** A success whose body cannot be read: it may have applied, so the round is retried (replays are harmless). */
 export class ProtocolError extends Error {
   constructor(message: string) {

@@ -37,3 +37,16 @@ export const FOLLOWED_EVENTS: readonly string[] = [...USER_EVENTS, ...GROUP_EVEN
 export function logFilter(): string {
   return FOLLOWED_EVENTS.map((t) => `eventType eq "${t}"`).join(" or ");
 }
+
+/** Events after which the user may have entered or left the app, and so the pushed groups that contain it. */
+export const MEMBERSHIP_EVENTS = new Set<string>([
+  "application.user_membership.add",
+  "application.user_membership.remove",
+  "application.user_membership.provision",
+  "application.user_membership.deprovision",
+  "application.user_membership.restore",
+  "user.lifecycle.deactivate",
+  "user.lifecycle.reactivate",
+  "user.lifecycle.suspend",
+  "user.lifecycle.unsuspend",
+]);

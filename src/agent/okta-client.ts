@@ -3,12 +3,12 @@
  * the way Okta documents them: when X-Rate-Limit-Remaining reaches 0, or a 429 arrives, wait until
  * X-Rate-Limit-Reset before calling that endpoint family again.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { Pool } from "undici";
 import type { Metrics } from "../observability/metrics.js";
 import { Stopped } from "./errors.js";
 import { parseJson } from "./json.js";
+import { pause } from "./pause.js";
 
 export type OktaBucket = "logs" | "apps" | "users" | "groups";
 
@@ -81,12 +81,8 @@ export class OktaClient {
     if (this.closed || this.o.halt?.aborted || this.o.cancel?.aborted) throw new Stopped("agent stopped");
   }
 
-  private async wait(ms: number): Promise<void> {
-    try {
-      await sleep(ms, undefined, this.o.halt ? { signal: this.o.halt } : {});
-    } catch {
-      throw new Stopped("agent stopped while waiting for Okta");
-    }
+  private wait(ms: number): Promise<void> {
+    return pause(ms, [this.o.halt, this.o.cancel], "waiting for Okta");
   }
 
   /** GET a path or a full `next` URL; retries 429s and transient failures until stopped. */

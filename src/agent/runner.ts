@@ -12,7 +12,7 @@ import type { Election } from "../cluster/election.js";
 import { Leadership, TermEnded } from "../cluster/leadership.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Agent } from "./agent.js";
-import { Fenced, ProtocolError, Refused, Stopped } from "./errors.js";
+import { Blocked, Fenced, ProtocolError, Refused, Stopped } from "./errors.js";
 import { OktaError } from "./okta-client.js";
 
 /** What an agent for one term is made of; `close` releases its clients. */
@@ -49,12 +49,19 @@ export interface FenceAhead {
   fix: string;
 }
 
+/** The last time the store refused this node's term: a newer primary exists, or someone moved the fence. */
+export interface Deposition {
+  at: string;
+  term: number | undefined;
+  storedToken: number | undefined;
+}
+
 const FENCE_AHEAD_FIX =
   "the store's fencing token is above etcd's revision (etcd restored from a snapshot?): see README, 'A fence ahead of etcd'";
 
 function reasonOf(err: unknown): string {
   if (err instanceof OktaError) return `okta-${err.status}`;
-  if (err instanceof Refused) return `scim-${err.status}`;
+  if (err instanceof Refused || err instanceof Blocked) return `scim-${err.status}`;
   if (err instanceof ProtocolError) return "scim-protocol";
   return "other";
 }
@@ -67,6 +74,7 @@ export class AgentRunner {
   private readonly cut = new AbortController();
   private _trouble: AgentTrouble | undefined;
   private _fenceAhead: FenceAhead | undefined;
+  private _deposed: Deposition | undefined;
 
   constructor(private readonly o: AgentRunnerOptions) {}
 
@@ -78,6 +86,9 @@ export class AgentRunner {
   }
   get fenceAhead(): FenceAhead | undefined {
     return this._fenceAhead;
+  }
+  get lastDeposed(): Deposition | undefined {
+    return this._deposed;
   }
 
   start(): void {
@@ -139,6 +150,7 @@ export class AgentRunner {
 
   /** The store refused this term's token. Step down and campaign again, unless no term could ever pass. */
   private async deposed(lead: Leadership, err: Fenced, stop: AbortSignal): Promise<void> {
+    this._deposed = { at: new Date().toISOString(), term: lead.term, storedToken: err.storedToken };
     const election = this.o.election;
     const revision = await election?.etcdRevision().catch(() => undefined);
     if (err.storedToken !== undefined && revision !== undefined && err.storedToken > revision) {

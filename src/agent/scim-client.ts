@@ -8,15 +8,18 @@
  * X-Provisiond-Fencing means the store knows a newer term: this node was deposed. Other 4xx mean the request
  * can never apply.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { Pool } from "undici";
 import type { Leadership } from "../cluster/leadership.js";
 import type { Metrics } from "../observability/metrics.js";
-import { Fenced, ProtocolError, Refused, Stopped } from "./errors.js";
+import { Blocked, Fenced, ProtocolError, Refused, Stopped } from "./errors.js";
 import { parseJson } from "./json.js";
+import { pause } from "./pause.js";
 
 export const FENCING_HEADER = "x-provisiond-fencing-token";
+const SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error";
+/** Answers about the agent, not about the request's subject (see Blocked). */
+const AGENT_REFUSED = new Set([401, 403, 405, 407]);
 /** The connector's machine-readable answer to a stale token: `stale; current=<token>`. */
 export const FENCING_REFUSED_HEADER = "x-provisiond-fencing";
 
@@ -97,12 +100,8 @@ export class ScimClient {
     return undefined;
   }
 
-  private async backOff(ms: number): Promise<void> {
-    try {
-      await sleep(ms, undefined, this.o.halt ? { signal: this.o.halt } : {});
-    } catch {
-      throw new Stopped("agent stopped while backing off");
-    }
+  private backOff(ms: number): Promise<void> {
+    return pause(ms, [this.o.halt, this.o.cancel], "backing off");
   }
 
   async request(method: Method, path: string, body?: unknown, idempotencyKey?: string): Promise<ScimReply> {
@@ -144,7 +143,7 @@ export class ScimClient {
         continue;
       }
       // The status decides first: a proxy's error page is not JSON, and must not be read as a refusal.
-      if (status === 429 || status >= 500) {
+      if (status === 408 || status === 429 || status >= 500) {
         this.o.metrics.agentRetries.inc({ target: "scim", reason: String(status) });
         const after = resHeaders["retry-after"];
         const seconds = Number(Array.isArray(after) ? after[0] : after);
@@ -157,10 +156,13 @@ export class ScimClient {
         await this.backOff(wait);
         continue;
       }
-      const parsed = parseJson(text) as { detail?: string } | undefined;
+      const parsed = parseJson(text) as { detail?: string; schemas?: unknown } | undefined;
       const fenced = resHeaders[FENCING_REFUSED_HEADER];
       if (status === 409 && fenced !== undefined)
         throw new Fenced(term, storedTokenOf(fenced), parsed?.detail ?? "stale fencing token");
+      const scimError = Array.isArray(parsed?.schemas) && parsed.schemas.includes(SCIM_ERROR);
+      if (AGENT_REFUSED.has(status) || (status === 404 && !scimError))
+        throw new Blocked(status, parsed?.detail ?? text.slice(0, 200));
       if (status >= 400 && !(status === 404 && method === "GET"))
         throw new Refused(status, parsed?.detail ?? text.slice(0, 200));
       if (text && parsed === undefined)
@@ -180,7 +182,8 @@ export class ScimClient {
       await this.request("POST", "/provisiond/fence", {});
       return true;
     } catch (err) {
-      if (err instanceof Refused && (err.status === 404 || err.status === 405)) return false;
+      if ((err instanceof Refused || err instanceof Blocked) && (err.status === 404 || err.status === 405))
+        return false;
       throw err;
     }
   }
@@ -197,7 +200,8 @@ export class ScimClient {
       },
       (err) => {
         // A connector that will not say is one without /Bulk; anything transient is asked again next round.
-        if (err instanceof Refused) return undefined;
+        if (err instanceof Refused || (err instanceof Blocked && (err.status === 404 || err.status === 405)))
+          return undefined;
         this.limits = undefined;
         throw err;
       },

@@ -97,12 +97,57 @@ describe("agent failures (standalone)", () => {
     await waitConverged(sim, get);
   });
 
+  it("a late joiner still becomes a member when the round fails after their account was created", async () => {
+    await start();
+    const g = await sim.control("POST", "/groups", { name: "Late and unlucky" });
+    await sim.control("POST", "/push", { groupId: g.id });
+    const u = await sim.control("POST", "/users", { login: "unlucky@example.com" });
+    await sim.control("POST", "/membership", { groupId: g.id, userId: u.id, add: true });
+    await roundPassed();
+    // The assignment's round creates the account, then fails reading the pushed groups, once: on the retry
+    // the account already agrees with Okta, and only the round's events can say the groups must follow.
+    await sim.control("PUT", "/faults", {
+      faults: [{ pathPrefix: `/api/v1/apps/${"0oatestapp00000000"}/group-push/`, status: 403, count: 1 }],
+    });
+    await sim.control("POST", "/assign", { userId: u.id });
+    await roundPassed();
+    assert.ok(
+      metricValue(await node.metrics(), "provisiond_agent_round_failures_total", { reason: "okta-403" }) >= 1,
+    );
+    const group = (await get(`/Groups?filter=${encodeURIComponent(`externalId eq "${g.id}"`)}`)).body
+      .Resources[0];
+    const user = (await get(`/Users?filter=${encodeURIComponent(`externalId eq "${u.id}"`)}`)).body
+      .Resources[0];
+    assert.deepEqual(
+      (group.members ?? []).map((m: { value: string }) => m.value),
+      [user.id],
+      "the user is a member of the pushed group",
+    );
+  });
+
   it("a connector that refuses long filters: lookups are split down to one user, and the round applies", async () => {
     // 64 characters hold one `externalId eq "…"` clause, not two.
     await start({ PROVISIOND_SCIM_MAX_FILTER_LENGTH: "64", PROVISIOND_AGENT_BULK_OPERATIONS: "0" });
     await sim.control("POST", "/load", { users: 5, prefix: "short-filter" });
     await waitConverged(sim, get);
     assert.equal((await node.status()).deadLetters.total, 0);
+  });
+
+  it("a connector that refuses the agent's credential is a failed round in /status, never a dead letter", async () => {
+    // The agent is sent to a connector with an identity provider's token instead of the agent credential.
+    await start({ PROVISIOND_AGENT_SCIM_TOKEN: TOKEN, PROVISIOND_AGENT_BULK_OPERATIONS: "0" }, true);
+    await sim.control("POST", "/load", { users: 2, prefix: "wrong-credential" });
+    await waitFor(
+      "the agent to report the refusal",
+      async () => (await node.status()).agent.trouble !== null,
+    );
+    const s = await node.status();
+    assert.equal(s.agent.trouble.reason, "scim-403");
+    assert.match(s.agent.trouble.message, /only with the agent credential/);
+    assert.equal(s.deadLetters.total, 0);
+    const first = sim.sim.org.events[0]!.published;
+    assert.ok(!(s.cursor?.published >= first), "the cursor stays before the events it could not apply");
+    assert.equal((await get("/Users")).body.totalResults, 0);
   });
 
   it("Okta refusing the agent (403) is shown in /status and a metric, and processing resumes when it stops", async () => {

@@ -111,9 +111,15 @@ async function runReconcile(): Promise<number> {
     );
   const logger = createLogger({ nodeId: cfg.nodeId, level: cfg.logLevel });
   const metrics = new Metrics(cfg.nodeId);
-  let token = cfg.auth.bearerTokens[0];
-  if (!token && cfg.auth.generatedTokenFile && existsSync(cfg.auth.generatedTokenFile))
-    token = readFileSync(cfg.auth.generatedTokenFile, "utf8").trim();
+  // This node's agent credential (configured, or the one its first start generated), else an ordinary one.
+  const stored = (file: string | undefined) =>
+    file && existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
+  const token =
+    cfg.auth.agentToken ??
+    stored(cfg.auth.agentTokenFile) ??
+    cfg.auth.bearerTokens[0] ??
+    stored(cfg.auth.generatedTokenFile) ??
+    "";
   const okta = new OktaClient({ orgUrl: a.orgUrl!, token: a.apiToken!, metrics, logger });
   // Run by hand it is a plain SCIM client: no fencing token, so a running primary is never shut out by it.
   const scim = new ScimClient({

@@ -38,11 +38,11 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-/** Reads the generated bearer token, creating it (mode 0600) on first start. */
+/** Reads a generated bearer token, creating it (mode 0600) on first start. */
 function generatedToken(file: string, logger: Logger): string {
   if (existsSync(file)) {
     const mode = statSync(file).mode & 0o077;
-    if (mode !== 0) logger.warn({ file }, "the SCIM token file is readable by group or others; chmod 600 it");
+    if (mode !== 0) logger.warn({ file }, "a token file is readable by group or others; chmod 600 it");
     const t = readFileSync(file, "utf8").trim();
     if (t.length < 16)
       throw new Error(`the token in ${file} is shorter than 16 characters; delete the file to get a new one`);
@@ -66,13 +66,12 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
  * Where the agent's SCIM requests go: the configured connector, or this node's own on loopback (trusting its
  * own certificate when it serves TLS).
  */
-export function agentScimTarget(cfg: Config, port: number, token: string | undefined) {
+export function agentScimTarget(cfg: Config, port: number, agentToken: string) {
   const a = cfg.agent;
   const ca = a.scimCaFile ?? (!a.scimUrl && cfg.tls ? cfg.tls.certFile : undefined);
-  const t = a.scimToken ?? token;
   return {
     baseUrl: a.scimUrl ?? `${cfg.tls ? "https" : "http"}://127.0.0.1:${port}/scim/v2`,
-    authorization: t ? `Bearer ${t}` : "",
+    authorization: `Bearer ${a.scimToken ?? agentToken}`,
     ...(ca ? { tls: { ca: readFileSync(ca) } } : {}),
   };
 }
@@ -201,6 +200,7 @@ export async function startNode(
     metrics,
   );
 
+  const agentToken = cfg.auth.agentToken ?? generatedToken(cfg.auth.agentTokenFile!, logger);
   const bearerTokens = [...cfg.auth.bearerTokens];
   if (cfg.auth.generatedTokenFile) {
     bearerTokens.push(generatedToken(cfg.auth.generatedTokenFile, logger));
@@ -219,6 +219,7 @@ export async function startNode(
     {
       auth: cfg.auth,
       bearerTokens,
+      agentToken,
       maxBodyBytes: cfg.scim.maxBodyBytes,
       bulkMaxOperations: cfg.scim.bulkMaxOperations,
       limits: { maxResults: cfg.scim.maxResults, maxFilterLength: cfg.scim.maxFilterLength },
@@ -278,6 +279,7 @@ export async function startNode(
           term: agent?.lead.term ?? null,
           trouble: runner?.trouble ?? null,
           fenceAhead: runner?.fenceAhead ?? null,
+          lastDeposed: runner?.lastDeposed ?? null,
         },
         breaker: store.breaker.status(),
         failovers: cluster.election?.failovers ?? [],
@@ -310,7 +312,7 @@ export async function startNode(
 
   if (cluster.election) await cluster.election.start();
   if (cfg.agent.source !== "none")
-    runner = startAgent(cfg, cluster, agentScimTarget(cfg, scimAddr.port, bearerTokens[0]), logger, metrics);
+    runner = startAgent(cfg, cluster, agentScimTarget(cfg, scimAddr.port, agentToken), logger, metrics);
 
   return {
     scimUrl,

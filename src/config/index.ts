@@ -25,6 +25,12 @@ export interface AuthConfig {
   header?: { name: string; value: string };
   /** Where a generated token lives when no credential was configured. */
   generatedTokenFile?: string;
+  /**
+   * The agent credential: the only one whose fencing and idempotency headers the connector honours, so an
+   * identity provider's credential can never move the fence. Configured, or generated in `agentTokenFile`.
+   */
+  agentToken?: string;
+  agentTokenFile?: string;
 }
 
 export interface Config {
@@ -85,6 +91,7 @@ export interface AgentConfig {
   appId?: string;
   /** The connector the agent drives; unset means this node's own. */
   scimUrl?: string;
+  /** The agent credential of the connector at scimUrl; this node's own connector needs none configured. */
   scimToken?: string;
   scimCaFile?: string;
   concurrency: number;
@@ -148,6 +155,11 @@ function agentConfig(r: Reader): AgentConfig {
     cfg.scimUrl = scimUrl;
   }
   const scimToken = r.secret("PROVISIOND_AGENT_SCIM_TOKEN");
+  if (scimToken !== undefined && scimUrl === undefined)
+    throw new ConfigError(
+      "PROVISIOND_AGENT_SCIM_TOKEN",
+      "is for a connector elsewhere (with PROVISIOND_AGENT_SCIM_URL); this node's agent already holds its own connector's agent credential (PROVISIOND_SCIM_AGENT_TOKEN)",
+    );
   if (scimToken) cfg.scimToken = scimToken;
   const ca = r.raw("PROVISIOND_AGENT_SCIM_CA_FILE");
   if (ca) cfg.scimCaFile = ca;
@@ -451,7 +463,7 @@ function auth(r: Reader, dataDir: string): AuthConfig {
         "is none, yet credentials are configured; remove one or the other",
       );
     }
-    return { disabled: true, bearerTokens: [] };
+    return { disabled: true, bearerTokens: [], ...agentCredential(r, dataDir, []) };
   }
   if ((basicUser === undefined) !== (basicPassword === undefined)) {
     throw new ConfigError(
@@ -478,19 +490,47 @@ function auth(r: Reader, dataDir: string): AuthConfig {
       "use PROVISIOND_SCIM_TOKEN or the Basic variables for Authorization",
     );
   }
-  for (const [n, v] of [
+  const secrets = [
     ["PROVISIOND_SCIM_TOKEN", token],
     ["PROVISIOND_SCIM_BASIC_PASSWORD", basicPassword],
     ["PROVISIOND_SCIM_HEADER_VALUE", headerValue],
-  ] as const) {
+  ] as const;
+  for (const [n, v] of secrets) {
     if (v !== undefined && v.length < 16)
       throw new ConfigError(n, "is shorter than 16 characters; use a long random secret");
   }
-  const cfg: AuthConfig = { disabled: false, bearerTokens: token ? [token] : [] };
+  const cfg: AuthConfig = {
+    disabled: false,
+    bearerTokens: token ? [token] : [],
+    ...agentCredential(r, dataDir, secrets),
+  };
   if (basicUser && basicPassword) cfg.basic = { user: basicUser, password: basicPassword };
   if (headerName && headerValue) cfg.header = { name: headerName.toLowerCase(), value: headerValue };
   if (!token && !cfg.basic && !cfg.header) cfg.generatedTokenFile = resolve(dataDir, "scim-token");
   return cfg;
+}
+
+/** The agent credential, configured or else generated in the data dir; never one an identity provider holds. */
+function agentCredential(
+  r: Reader,
+  dataDir: string,
+  idpSecrets: readonly (readonly [string, string | undefined])[],
+): Pick<AuthConfig, "agentToken" | "agentTokenFile"> {
+  const agentToken = r.secret("PROVISIOND_SCIM_AGENT_TOKEN");
+  if (agentToken === undefined) return { agentTokenFile: resolve(dataDir, "agent-token") };
+  if (agentToken.length < 16)
+    throw new ConfigError(
+      "PROVISIOND_SCIM_AGENT_TOKEN",
+      "is shorter than 16 characters; use a long random secret",
+    );
+  for (const [n, v] of idpSecrets) {
+    if (v === agentToken)
+      throw new ConfigError(
+        "PROVISIOND_SCIM_AGENT_TOKEN",
+        `equals ${n}: the agent credential must be its own, or an identity provider could move the fence`,
+      );
+  }
+  return { agentToken };
 }
 
 export function loadConfig(rawEnv: Env = process.env): Config {
@@ -549,19 +589,6 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     store,
   };
   if (certFile && keyFile) cfg.tls = { certFile, keyFile };
-  if (
-    cfg.agent.source !== "none" &&
-    !cfg.agent.scimUrl &&
-    !cfg.agent.scimToken &&
-    cfg.auth.bearerTokens.length === 0 &&
-    !cfg.auth.generatedTokenFile &&
-    !cfg.auth.disabled
-  ) {
-    throw new ConfigError(
-      "PROVISIOND_AGENT_SCIM_TOKEN",
-      "the agent needs a bearer token for the connector (set PROVISIOND_SCIM_TOKEN or PROVISIOND_AGENT_SCIM_TOKEN)",
-    );
-  }
   const custom = customSchema(r);
   if (custom) cfg.customSchema = custom;
   return cfg;

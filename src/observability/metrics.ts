@@ -47,6 +47,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly agentHeaderRefusals = new Counter({
+    name: "provisiond_scim_agent_header_refusals_total",
+    help: "SCIM requests refused (403) for carrying the agent's fencing or idempotency headers, or raising the fence, without the agent credential",
+    registers: [this.registry],
+  });
+
   readonly fencingRejections = new Counter({
     name: "provisiond_fencing_rejections_total",
     help: "Writes refused because their fencing token was older than the current term",

@@ -11,8 +11,9 @@ import { EtcdCluster } from "../support/etcd.js";
 import { assertHistory, type Query } from "../support/history.js";
 import { MariaDb } from "../support/mariadb.js";
 import { metricValue } from "../support/metrics.js";
-import { TestNode } from "../support/node.js";
+import { TestNode, TOKEN } from "../support/node.js";
 import { SimHandle, waitConverged, waitFor } from "../support/okta-sim.js";
+import { USER_SCHEMA } from "../support/schemas.js";
 import { createsUser, ScimProxy } from "../support/scim-proxy.js";
 
 const TTL = 2000;
@@ -209,6 +210,51 @@ describe("one term, one writer (etcd + MariaDB)", () => {
       metricValue(await node.metrics(), "provisiond_self_demotions_total", { reason: "fenced" }),
       1,
     );
+    const deposed = (await node.status()).agent.lastDeposed;
+    assert.deepEqual([deposed.term, deposed.storedToken], [t1, newer]);
+    await assertHistory(query);
+  });
+
+  it("an identity provider's credential cannot move the fence: its agent headers are refused, and the agent goes on", async () => {
+    const url = await scenario();
+    const node = await startNode("forged", url);
+    const term = await primaryTerm(node);
+    const fence = async () =>
+      Number((await query<{ token: number }>("SELECT token FROM provisiond_fencing"))[0]!.token);
+    assert.equal(await fence(), term, "the new primary raised the fence at election");
+    const forged = { authorization: `Bearer ${TOKEN}`, "x-provisiond-fencing-token": "9007199254740991" };
+    const user = { schemas: [USER_SCHEMA], userName: "forger@example.com" };
+    // The reproduction: a failing request, a succeeding one, the explicit raise, and a forged replay key.
+    const replies = [
+      await node.request("DELETE", "/Users/does-not-exist", undefined, forged),
+      await node.request("POST", "/Users", user, forged),
+      await node.request("POST", "/provisiond/fence", undefined, forged),
+      await node.request("POST", "/Users", user, {
+        authorization: `Bearer ${TOKEN}`,
+        "idempotency-key": "k",
+      }),
+    ];
+    for (const r of replies) {
+      assert.equal(r.status, 403, r.text);
+      assert.match(r.body.detail, /only with the agent credential \(PROVISIOND_SCIM_AGENT_TOKEN\)/);
+    }
+    assert.equal(await fence(), term);
+    assert.equal(
+      (await node.request("GET", '/Users?filter=userName eq "forger@example.com"')).body.totalResults,
+      0,
+    );
+    assert.equal(metricValue(await node.metrics(), "provisiond_scim_agent_header_refusals_total"), 4);
+    // Even the agent credential moves the fence only inside a write that succeeds.
+    const failed = await node.request("DELETE", "/Users/does-not-exist", undefined, {
+      "x-provisiond-fencing-token": String(term + 1000),
+    });
+    assert.equal(failed.status, 404);
+    assert.equal(await fence(), term);
+    // The agent was never deposed: the same term goes on applying Okta's changes.
+    await sim.control("POST", "/load", { users: 2, prefix: "after-forgery" });
+    await waitConverged(sim, (p) => node.request("GET", p));
+    const s = await node.status();
+    assert.deepEqual([s.role, s.term, s.agent.lastDeposed], ["primary", term, null]);
     await assertHistory(query);
   });
 

@@ -112,12 +112,52 @@ describe("authentication", () => {
       assert.ok(!logs.includes(secret), `a secret reached the logs: ${secret.slice(0, 4)}…`);
     }
   });
+
+  it("honours the fencing and idempotency headers only from the agent credential", async () => {
+    const fence = async () =>
+      Number(
+        (
+          await node.node.store.db.transaction((q) =>
+            q.all<{ token: number }>("SELECT token FROM provisiond_fencing"),
+          )
+        )[0]!.token,
+      );
+    const user = (n: string) => ({ schemas: [USER_SCHEMA], userName: `${n}@example.com` });
+    for (const [i, authorization] of [`Bearer ${TOKEN}`, basic("okta", BASIC_PASSWORD), ""].entries()) {
+      const who = { authorization, "x-okta-secret": i === 2 ? HEADER_VALUE : "" };
+      for (const guard of <Record<string, string>[]>[
+        { "x-provisiond-fencing-token": "9007199254740991" },
+        { "idempotency-key": "evt-x" },
+      ]) {
+        const r = await node.request("POST", "/Users", user(`forged${i}`), { ...who, ...guard });
+        assert.equal(r.status, 403, r.text);
+      }
+      const raise = await node.request("POST", "/provisiond/fence", undefined, {
+        ...who,
+        "x-provisiond-fencing-token": "9007199254740991",
+      });
+      assert.equal(raise.status, 403);
+    }
+    assert.equal(await fence(), 0);
+    assert.equal((await node.request("GET", '/Users?filter=userName sw "forged"')).body.totalResults, 0);
+    // The agent credential: a write that succeeds moves the fence; one that fails moves nothing.
+    assert.equal(
+      (await node.request("POST", "/Users", user("agent"), { "x-provisiond-fencing-token": "7" })).status,
+      201,
+    );
+    assert.equal(await fence(), 7);
+    const failed = await node.request("DELETE", "/Users/does-not-exist", undefined, {
+      "x-provisiond-fencing-token": "99",
+    });
+    assert.equal(failed.status, 404);
+    assert.equal(await fence(), 7);
+  });
 });
 
 describe("the embedded default's generated token", () => {
   let node: TestNode;
   before(async () => {
-    node = await TestNode.start(undefined, { PROVISIOND_SCIM_TOKEN: "" });
+    node = await TestNode.start(undefined, { PROVISIOND_SCIM_TOKEN: "", PROVISIOND_SCIM_AGENT_TOKEN: "" });
   });
   after(async () => node.stop());
 
@@ -136,6 +176,20 @@ describe("the embedded default's generated token", () => {
     );
     assert.ok(!node.logs.join("").includes(token));
   });
+
+  it("has an agent credential of its own beside it, also 0600, which alone may send the agent's headers", async () => {
+    const dir = JSON.parse(node.logs.find((l) => l.includes("tokenFile"))!).tokenFile.replace(/[^/]+$/, "");
+    const scimToken = readFileSync(join(dir, "scim-token"), "utf8").trim();
+    const agentFile = join(dir, "agent-token");
+    assert.equal(statSync(agentFile).mode & 0o777, 0o600);
+    const agentToken = readFileSync(agentFile, "utf8").trim();
+    assert.ok(agentToken.length >= 32 && agentToken !== scimToken);
+    const body = { schemas: [USER_SCHEMA], userName: "generated-agent@example.com" };
+    const as = (t: string) => ({ authorization: `Bearer ${t}`, "x-provisiond-fencing-token": "3" });
+    assert.equal((await node.request("POST", "/Users", body, as(scimToken))).status, 403);
+    assert.equal((await node.request("POST", "/Users", body, as(agentToken))).status, 201);
+    assert.ok(!node.logs.join("").includes(agentToken));
+  });
 });
 
 describe("PROVISIOND_SCIM_AUTH=none", () => {
@@ -148,6 +202,13 @@ describe("PROVISIOND_SCIM_AUTH=none", () => {
   it("serves without credentials and says so loudly", async () => {
     assert.equal((await node.request("GET", "/Users", undefined, { authorization: "" })).status, 200);
     assert.ok(node.logs.some((l) => l.includes('"level":40') && l.includes("AUTHENTICATION IS OFF")));
+  });
+
+  it("still honours the agent's headers only from the agent credential", async () => {
+    const body = { schemas: [USER_SCHEMA], userName: "anon@example.com" };
+    const guard = { "x-provisiond-fencing-token": "5" };
+    assert.equal((await node.request("POST", "/Users", body, { authorization: "", ...guard })).status, 403);
+    assert.equal((await node.request("POST", "/Users", body, guard)).status, 201);
   });
 });
 

@@ -7,6 +7,11 @@ import { type RunningNode, startNode } from "../../src/cli/node.js";
 import { loadConfig } from "../../src/config/index.js";
 
 export const TOKEN = "test-token-0123456789abcdef";
+/** The agent credential (PROVISIOND_SCIM_AGENT_TOKEN) of every TestNode. */
+export const AGENT_TOKEN = "test-agent-token-0123456789abcdef";
+
+/** Headers only the agent credential may send. */
+const AGENT_HEADERS = ["idempotency-key", "x-provisiond-fencing-token"];
 
 export interface Reply {
   status: number;
@@ -54,6 +59,7 @@ export class TestNode {
       ...(env.PROVISIOND_SCIM_AUTH || env.PROVISIOND_SCIM_BASIC_USER || env.PROVISIOND_SCIM_HEADER_NAME
         ? {}
         : { PROVISIOND_SCIM_TOKEN: TOKEN }),
+      PROVISIOND_SCIM_AGENT_TOKEN: AGENT_TOKEN,
       ...env,
     });
     const destination = new Writable({
@@ -85,16 +91,21 @@ export class TestNode {
     return this.node.adminUrl;
   }
 
+  /**
+   * A SCIM request with the identity provider's token, or with the agent credential when it carries the
+   * agent's headers (Idempotency-Key, X-Provisiond-Fencing-Token). An explicit authorization header wins.
+   */
   async request(
     method: string,
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<Reply> {
+    const asAgent = Object.keys(headers).some((h) => AGENT_HEADERS.includes(h.toLowerCase()));
     const init: RequestInit = {
       method,
       headers: {
-        authorization: `Bearer ${TOKEN}`,
+        authorization: `Bearer ${asAgent ? AGENT_TOKEN : TOKEN}`,
         "user-agent": "Okta SCIM Client 1.0.0",
         ...(body !== undefined ? { "content-type": "application/scim+json" } : {}),
         ...headers,

@@ -33,6 +33,7 @@ describe("configuration", () => {
     assert.equal(cfg.admin.port, 9464);
     assert.equal(cfg.store.url, `sqlite:${join(dir, "provisiond.db")}`);
     assert.equal(cfg.auth.generatedTokenFile, join(dir, "scim-token"));
+    assert.equal(cfg.auth.agentTokenFile, join(dir, "agent-token"));
     assert.equal(cfg.auth.disabled, false);
   });
 
@@ -57,6 +58,32 @@ describe("configuration", () => {
       /remove one/,
     ],
     [{ PROVISIOND_SCIM_AUTH: "off" }, "PROVISIOND_SCIM_AUTH", /one of on, none/],
+    [{ PROVISIOND_SCIM_AGENT_TOKEN: "short" }, "PROVISIOND_SCIM_AGENT_TOKEN", /16 characters/],
+    [
+      { PROVISIOND_SCIM_TOKEN: "0123456789abcdefXYZ", PROVISIOND_SCIM_AGENT_TOKEN: "0123456789abcdefXYZ" },
+      "PROVISIOND_SCIM_AGENT_TOKEN",
+      /equals PROVISIOND_SCIM_TOKEN: the agent credential must be its own/,
+    ],
+    [
+      {
+        PROVISIOND_SCIM_BASIC_USER: "okta",
+        PROVISIOND_SCIM_BASIC_PASSWORD: "0123456789abcdefXYZ",
+        PROVISIOND_SCIM_AGENT_TOKEN: "0123456789abcdefXYZ",
+      },
+      "PROVISIOND_SCIM_AGENT_TOKEN",
+      /equals PROVISIOND_SCIM_BASIC_PASSWORD/,
+    ],
+    [
+      {
+        PROVISIOND_AGENT_SOURCE: "okta-sim",
+        PROVISIOND_OKTA_ORG_URL: "http://127.0.0.1:9",
+        PROVISIOND_OKTA_API_TOKEN: "sim-token",
+        PROVISIOND_OKTA_APP_ID: "0oa1b2c3d4EXAMPLE",
+        PROVISIOND_AGENT_SCIM_TOKEN: "0123456789abcdefXYZ",
+      },
+      "PROVISIOND_AGENT_SCIM_TOKEN",
+      /connector elsewhere \(with PROVISIOND_AGENT_SCIM_URL\)/,
+    ],
     [{ PROVISIOND_TLS_CERT_FILE: "/x.crt" }, "PROVISIOND_TLS_KEY_FILE", /both/],
     [{ PROVISIOND_LOG_LEVEL: "loud" }, "PROVISIOND_LOG_LEVEL", /one of/],
     [{ PROVISIOND_PASSWORD_SYNC: "perhaps" }, "PROVISIOND_PASSWORD_SYNC", /true or false/],

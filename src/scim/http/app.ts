@@ -32,6 +32,8 @@ export interface ScimAppOptions {
   auth: AuthConfig;
   /** Configured tokens plus a generated one, if any. */
   bearerTokens: string[];
+  /** The agent credential (see AuthConfig.agentToken). */
+  agentToken: string;
   maxBodyBytes: number;
   /** Operations a /Bulk request may carry; 0 turns /Bulk off. */
   bulkMaxOperations: number;
@@ -51,11 +53,23 @@ export interface ScimAppDeps {
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
-/** The agent's headers on a write: Idempotency-Key (the source event) and X-Provisiond-Fencing-Token (its term). */
-function guardOf(req: Request): Omit<WriteGuard, "respond"> | undefined {
+/** Refused before anything is read or written; counted, since it is what a forged fence looks like. */
+class NotTheAgent extends ScimError {
+  constructor(what: string) {
+    super(403, undefined, `${what} only with the agent credential (PROVISIOND_SCIM_AGENT_TOKEN)`);
+  }
+}
+
+/**
+ * The agent's headers on a write: Idempotency-Key (the source event) and X-Provisiond-Fencing-Token (its term).
+ * Honoured only from the agent credential: a token from anyone else could fence the agent out for good.
+ */
+function guardOf(req: Request, res: Response): Omit<WriteGuard, "respond"> | undefined {
   const key = req.get("idempotency-key");
   const token = req.get("x-provisiond-fencing-token");
   if (key === undefined && token === undefined) return undefined;
+  if (res.locals.agent !== true)
+    throw new NotTheAgent("X-Provisiond-Fencing-Token and Idempotency-Key are accepted");
   const guard: Omit<WriteGuard, "respond"> = { signature: `${req.method} ${req.path}` };
   if (key !== undefined) {
     if (!IDEMPOTENCY_KEY_RE.test(key))
@@ -128,7 +142,7 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
   });
 
   const scim = Router({ caseSensitive: false });
-  scim.use(authMiddleware(opts.auth, opts.bearerTokens, () => metrics.authFailures.inc()));
+  scim.use(authMiddleware(opts.auth, opts.bearerTokens, opts.agentToken, () => metrics.authFailures.inc()));
   scim.use(
     express.json({
       limit: opts.maxBodyBytes,
@@ -172,7 +186,7 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
   /** Runs a route's write and answers it (see writes.ts for how an agent's write is recorded). */
   const write = async (req: Request, res: Response, method: WriteMethod, endpoint: Endpoint, id?: string) => {
     const ctx = ctxOf(req, res);
-    const guard = guardOf(req);
+    const guard = guardOf(req, res);
     const body = method === "DELETE" ? undefined : bodyOf(req);
     const op = writeOp(services, opts.limits, method, endpoint, id, body, queryParams(req));
     const { response, replayed } = await runWrite(op, ctx, guard, deps.store, metrics);
@@ -233,7 +247,7 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
           undefined,
           "bulk operations are turned off (PROVISIOND_SCIM_BULK_MAX_OPERATIONS=0)",
         );
-      const guard = bulkGuard(req, guardOf(req));
+      const guard = bulkGuard(req, guardOf(req, res));
       const bulk = readBulkRequest(bodyOf(req), opts.bulkMaxOperations);
       const log = (req as Request & { log?: Logger }).log ?? logger;
       const out = await runBulk(bulk, ctxOf(req, res), guard, {
@@ -253,7 +267,8 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
     .route("/provisiond/fence")
     .all(label("/provisiond/fence"))
     .post(async (req, res) => {
-      const guard = guardOf(req);
+      if (res.locals.agent !== true) throw new NotTheAgent("the fence is raised");
+      const guard = guardOf(req, res);
       if (guard?.fencingToken === undefined || guard.idempotencyKey !== undefined)
         throw badRequest(
           "invalidValue",
@@ -341,6 +356,7 @@ async function rootSearch(p: ListParams, ctx: RequestContext, users: UserService
 /** The RFC 7644 error for anything a request or a bulk operation throws; unexpected errors are logged once. */
 export function toScimError(err: unknown, metrics: Metrics, log: Logger): ScimError {
   const bodyErr = err as { type?: string; status?: number; limit?: number };
+  if (err instanceof NotTheAgent) metrics.agentHeaderRefusals.inc();
   if (err instanceof ScimError) return err;
   if (err instanceof FencingRejected) {
     metrics.fencingRejections.inc();

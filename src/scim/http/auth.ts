@@ -13,17 +13,26 @@ export function safeEqual(given: string, expected: string): boolean {
 
 export interface Principal {
   actor: string;
+  /** Holds the agent credential: the only caller whose fencing and idempotency headers count. */
+  agent: boolean;
 }
 
-export function authenticate(cfg: AuthConfig, bearerTokens: string[], req: Request): Principal | undefined {
+export function authenticate(
+  cfg: AuthConfig,
+  bearerTokens: string[],
+  agentToken: string,
+  req: Request,
+): Principal | undefined {
   const authz = req.get("authorization") ?? "";
   const space = authz.indexOf(" ");
   const scheme = space > 0 ? authz.slice(0, space).toLowerCase() : "";
   const cred = space > 0 ? authz.slice(space + 1).trim() : "";
   let ok: Principal | undefined;
   if (scheme === "bearer" && cred) {
-    // Every configured token is compared, so timing does not reveal which one matched.
-    for (const t of bearerTokens) if (safeEqual(cred, t) && !ok) ok = { actor: "bearer" };
+    // Every token is compared, so timing does not reveal which one matched.
+    const isAgent = safeEqual(cred, agentToken);
+    for (const t of bearerTokens) if (safeEqual(cred, t) && !ok) ok = { actor: "bearer", agent: false };
+    if (isAgent) ok = { actor: "agent", agent: true };
   }
   if (scheme === "basic" && cfg.basic && cred) {
     const decoded = Buffer.from(cred, "base64").toString("utf8");
@@ -32,27 +41,35 @@ export function authenticate(cfg: AuthConfig, bearerTokens: string[], req: Reque
     const pass = colon >= 0 ? decoded.slice(colon + 1) : "";
     const userOk = safeEqual(user, cfg.basic.user);
     const passOk = safeEqual(pass, cfg.basic.password);
-    if (userOk && passOk && !ok) ok = { actor: `basic:${cfg.basic.user}` };
+    if (userOk && passOk && !ok) ok = { actor: `basic:${cfg.basic.user}`, agent: false };
   }
   if (cfg.header) {
     const v = req.get(cfg.header.name);
-    if (v !== undefined && safeEqual(v, cfg.header.value) && !ok) ok = { actor: `header:${cfg.header.name}` };
+    if (v !== undefined && safeEqual(v, cfg.header.value) && !ok)
+      ok = { actor: `header:${cfg.header.name}`, agent: false };
   }
   return ok;
 }
 
-export function authMiddleware(cfg: AuthConfig, bearerTokens: string[], onFailure: () => void) {
+export function authMiddleware(
+  cfg: AuthConfig,
+  bearerTokens: string[],
+  agentToken: string,
+  onFailure: () => void,
+) {
   const challenges = [
     ...(bearerTokens.length ? ['Bearer realm="provisiond"'] : []),
     ...(cfg.basic ? ['Basic realm="provisiond", charset="UTF-8"'] : []),
   ];
   return (req: Request, res: Response, next: NextFunction): void => {
-    if (cfg.disabled) {
+    const p = authenticate(cfg, bearerTokens, agentToken, req);
+    if (cfg.disabled && !p) {
+      // Even with authentication off, only the agent credential may move the fence.
       res.locals.actor = "anonymous";
+      res.locals.agent = false;
       next();
       return;
     }
-    const p = authenticate(cfg, bearerTokens, req);
     if (!p) {
       onFailure();
       const headers: Record<string, string> = challenges.length
@@ -62,6 +79,7 @@ export function authMiddleware(cfg: AuthConfig, bearerTokens: string[], onFailur
       return;
     }
     res.locals.actor = p.actor;
+    res.locals.agent = p.agent;
     next();
   };
 }

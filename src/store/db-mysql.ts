@@ -8,6 +8,12 @@ export interface MysqlOptions {
   /** Per-statement timeout in ms, so a hung query cannot hold a transaction open forever. */
   queryTimeoutMs: number;
   connectTimeoutMs: number;
+  /**
+   * MariaDB ends a session whose transaction sits idle this long. A node frozen mid-transaction (SIGSTOP, a VM
+   * pause, a partition) cannot end it itself, and its locks, the fence's shared lock among them, would hold
+   * every later term back until it woke. MySQL has no such setting (see README's limits).
+   */
+  idleTransactionTimeoutS?: number;
 }
 
 function wrap(conn: PoolConnection, timeout: number): Queryable {
@@ -46,6 +52,16 @@ export class MysqlDb implements Db {
       // Statements are prepared client-side with escaping done by mysql2 from bound values (`?`).
       namedPlaceholders: false,
     });
+    const idle = opts.idleTransactionTimeoutS;
+    if (idle !== undefined) {
+      // Queued on a new connection before anything else runs on it. MySQL answers "unknown variable": ignored.
+      this.pool.on("connection", (conn) => {
+        (conn as unknown as { query(sql: string, cb: (err: unknown) => void): void }).query(
+          `SET SESSION idle_transaction_timeout = ${Math.trunc(idle)}`,
+          () => undefined,
+        );
+      });
+    }
   }
 
   async transaction<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T> {

@@ -61,6 +61,7 @@ export class AppStore {
           poolSize: opts.mysqlPoolSize,
           queryTimeoutMs: opts.queryTimeoutMs,
           connectTimeoutMs: 10_000,
+          idleTransactionTimeoutS: Math.max(1, Math.ceil(opts.breaker.timeoutMs / 1000)),
         })
       : new SqliteDb(opts.url.slice("sqlite:".length));
     try {

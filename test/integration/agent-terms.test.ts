@@ -195,6 +195,38 @@ describe("one term, one writer (etcd + MariaDB)", () => {
     await assertHistory(query);
   });
 
+  it("a primary frozen inside a transaction holds no later term back", async () => {
+    const url = await scenario();
+    const a = await startNode("a", url);
+    const tA = await primaryTerm(a);
+    const b = await startNode("b", url);
+    // A's next write stops after its fence check and never goes on by itself, as in a process stopped (SIGSTOP,
+    // a VM pause) with its transaction open: the connection sits idle holding the fence's shared lock.
+    let held!: () => void;
+    const isHeld = new Promise<void>((r) => {
+      held = r;
+    });
+    let thaw!: () => void;
+    const thawed = new Promise<void>((r) => {
+      thaw = r;
+    });
+    a.node.store.testHooks.afterFenceCheck = async (token) => {
+      if (token !== tA) return;
+      a.node.store.testHooks.afterFenceCheck = undefined;
+      held();
+      await thawed;
+    };
+    await sim.control("POST", "/load", { users: 1, prefix: "frozen" });
+    await isHeld;
+    await revokeLease("a");
+    await primaryTerm(b, tA);
+    // While A is still frozen, the new term raises the fence and applies everything.
+    await sim.control("POST", "/load", { users: 3, prefix: "meanwhile" });
+    await waitConverged(sim, (p) => b.request("GET", p));
+    thaw();
+    await assertHistory(query);
+  });
+
   it("deposed by the store: the primary steps down, campaigns again, and goes on under a newer term", async () => {
     const url = await scenario();
     const node = await startNode("fenced", url);

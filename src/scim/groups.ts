@@ -31,8 +31,14 @@ function splitBody(
   mode: { create: boolean },
 ): { doc: Resource; members: MemberRef[] } {
   if (!isObject(body)) throw badRequest("invalidSyntax", "the request body must be a JSON object");
-  const key = Object.keys(body).find((k) => k.toLowerCase() === "members");
-  const { [key ?? "members"]: rawMembers, ...rest } = body;
+  // Members are rows, not part of the document: every spelling of the attribute must land here.
+  const qualified = `${rs.core.id.toLowerCase()}:members`;
+  const keys = Object.keys(body).filter(
+    (k) => k.toLowerCase() === "members" || k.toLowerCase() === qualified,
+  );
+  if (keys.length > 1)
+    throw badRequest("invalidSyntax", `the body names attribute 'members' twice (as '${keys[1]}')`);
+  const { [keys[0] ?? "members"]: rawMembers, ...rest } = body;
   const { resource } = normalizeBody(rs, rest, mode);
   checkRequired(rs, resource);
   checkColumns(resource);

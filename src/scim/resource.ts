@@ -105,6 +105,14 @@ export function forEachBodyAttribute(
   each: (urn: string, def: AttrDef, raw: unknown) => void,
   onPassword?: (raw: unknown) => void,
 ): void {
+  // One attribute, two spellings (`userName` and its URN-qualified name): two readers could pick either.
+  const seen = new Set<string>();
+  const once = (urn: string, def: AttrDef, key: string) => {
+    const id = `${urn.toLowerCase()}:${def.name.toLowerCase()}`;
+    if (seen.has(id))
+      throw badRequest("invalidSyntax", `the body names attribute '${def.name}' twice (as '${key}')`);
+    seen.add(id);
+  };
   for (const [key, raw] of Object.entries(body)) {
     const lower = key.toLowerCase();
     if (lower === "schemas") continue;
@@ -115,6 +123,7 @@ export function forEachBodyAttribute(
       for (const [k, v] of Object.entries(raw)) {
         const def = ext.attributes.find((a) => a.name.toLowerCase() === k.toLowerCase());
         if (!def) throw badRequest("invalidSyntax", `unknown attribute '${k}' in schema ${ext.id}`);
+        once(ext.id, def, k);
         if (def.mutability !== "readOnly") each(ext.id, def, v);
       }
       continue;
@@ -124,12 +133,14 @@ export function forEachBodyAttribute(
       const schema = rs.extension(urn)!;
       const def = schema.attributes.find((a) => a.name.toLowerCase() === rest.toLowerCase());
       if (!def) throw badRequest("invalidSyntax", `unknown attribute '${key}'`);
+      once(schema.id, def, key);
       if (def.mutability !== "readOnly") each(schema.id, def, raw);
       continue;
     }
     if (!urn && key.includes(":")) throw badRequest("invalidSyntax", `unknown schema in attribute '${key}'`);
     const def = rs.coreAttr(rest);
     if (!def) throw badRequest("invalidSyntax", `unknown attribute '${key}'`);
+    once(rs.core.id, def, key);
     if (def.mutability === "readOnly") continue;
     if (def.mutability === "writeOnly" && def.name === "password") {
       onPassword?.(raw);

@@ -97,6 +97,66 @@ describe("bad input (MariaDB)", () => {
       "invalidSyntax",
     ],
     [
+      "one attribute named in two cases (SCIM names are case-insensitive)",
+      () => [
+        "POST",
+        "/Users",
+        `{"schemas":["${USER_SCHEMA}"],"userName":"c@example.com","USERNAME":"d@example.com"}`,
+        {},
+      ],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "one attribute named plainly and by its URN",
+      () => [
+        "POST",
+        "/Users",
+        { schemas: [USER_SCHEMA], userName: "e@example.com", [`${USER_SCHEMA}:userName`]: "f@example.com" },
+        {},
+      ],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "a nested attribute named in two cases",
+      () => [
+        "PUT",
+        `/Users/${userId}`,
+        `{"schemas":["${USER_SCHEMA}"],"userName":"existing@example.com","name":{"givenName":"A","GivenName":"B"}}`,
+        {},
+      ],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "a group's members named in two cases",
+      () => [
+        "POST",
+        "/Groups",
+        `{"schemas":["${GROUP_SCHEMA}"],"displayName":"Twice","members":[],"MEMBERS":[{"value":"${userId}"}]}`,
+        {},
+      ],
+      400,
+      "invalidSyntax",
+    ],
+    [
+      "a group's members named by their URN beside the plain name",
+      () => [
+        "POST",
+        "/Groups",
+        {
+          schemas: [GROUP_SCHEMA],
+          displayName: "Qualified",
+          members: [],
+          [`${GROUP_SCHEMA}:members`]: [{ value: userId }],
+        },
+        {},
+      ],
+      400,
+      "invalidSyntax",
+    ],
+    [
       "a create without schemas",
       () => ["POST", "/Users", { userName: "plain@example.com" }, {}],
       400,

@@ -38,9 +38,11 @@ export function checkJsonShape(text: string, maxDepth: number): void {
         depth--;
       },
       onObjectProperty: (name) => {
+        // SCIM attribute names are case-insensitive (RFC 7643 §2.1): `userName` and `USERNAME` are one name.
         const seen = names[names.length - 1]!;
-        if (seen.has(name)) problem ??= `the request body names "${name.slice(0, 64)}" twice in one object`;
-        seen.add(name);
+        const folded = name.toLowerCase();
+        if (seen.has(folded)) problem ??= `the request body names "${name.slice(0, 64)}" twice in one object`;
+        seen.add(folded);
       },
     },
     { disallowComments: true, allowTrailingComma: false },

@@ -26,8 +26,11 @@ export interface AgentRunnerOptions {
   election: Election | undefined;
   /** How long a stopping node lets the agent's requests in flight finish before cutting them off. */
   drainMs: number;
-  /** How long a primary blocked by a fence ahead of etcd waits before it steps down and tries again. */
-  fenceAheadRetryMs: number;
+  /**
+   * How long a primary that cannot use its term (a fence ahead of etcd, an agent that failed) waits before it
+   * steps down, so that a lone candidate does not spin through elections.
+   */
+  stuckRetryMs: number;
   logger: Logger;
   metrics: Metrics;
 }
@@ -105,12 +108,14 @@ export class AgentRunner {
     // A term that fails in a way runTerm does not expect must not stop every later term from running.
     this.loop = this.loop
       .then(() => this.runTerm(lead))
-      .catch((err) => {
-        // Never primary doing nothing: give the term to someone who can use it.
+      .catch(async (err) => {
+        // Never primary doing nothing: give the term to someone who can use it. After a pause, so a failure
+        // that repeats on a lone candidate is not a tight loop of elections.
         this.o.logger.error(
           { err, term: lead.term },
           "the agent of a term ended unexpectedly; stepping down",
         );
+        await sleep(this.o.stuckRetryMs, undefined, { signal: this.halt.signal }).catch(() => undefined);
         this.o.election?.stepDown(lead, "agent-failed");
       });
   }
@@ -136,7 +141,9 @@ export class AgentRunner {
             await this.deposed(lead, err, stop); // decided: a newer term exists; give this one up
             return;
           }
-          // Decided: retry from the cursor after a back-off, and say so where an operator looks.
+          // Decided: retry from the cursor after a back-off, and say so where an operator looks. The back-off
+          // starts over once a round has gone through since the last failure.
+          if (this._trouble === undefined) backoff = 200;
           this.failed(err);
           await sleep(backoff, undefined, { signal: stop }).catch(() => undefined);
           backoff = Math.min(backoff * 2, 10_000);
@@ -166,7 +173,7 @@ export class AgentRunner {
         { term: lead.term, storedToken: err.storedToken, etcdRevision: revision },
         `agent blocked: ${FENCE_AHEAD_FIX}`,
       );
-      await sleep(this.o.fenceAheadRetryMs, undefined, { signal: stop }).catch(() => undefined);
+      await sleep(this.o.stuckRetryMs, undefined, { signal: stop }).catch(() => undefined);
     } else {
       this.o.logger.warn(
         { term: lead.term, storedToken: err.storedToken },

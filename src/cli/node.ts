@@ -122,7 +122,7 @@ function startAgent(
     election: cluster.election,
     // What is in flight when the node stops may finish while the term is surely still ours.
     drainMs: cfg.cluster.etcd ? cfg.cluster.leaseTtlMs / 2 : 5000,
-    fenceAheadRetryMs: 2 * cfg.cluster.leaseTtlMs,
+    stuckRetryMs: 2 * cfg.cluster.leaseTtlMs,
     logger,
     metrics,
     make: (lead, { halt, cancel }) => {
@@ -131,7 +131,8 @@ function startAgent(
         orgUrl: a.orgUrl!,
         token: a.apiToken!,
         metrics,
-        logger: log.child({ component: "okta" }),
+        // pino repeats a binding a child sets again: bind `component` once per logger.
+        logger: logger.child({ component: "okta", term: lead.term ?? null }),
         halt,
         cancel,
       });

@@ -350,7 +350,8 @@ function withConfigFile(env: Env): Env {
 }
 
 function storeUrl(r: Reader, dataDir: string): string {
-  const url = r.raw("PROVISIOND_STORE_URL") ?? `sqlite:${resolve(dataDir, "provisiond.db")}`;
+  // A secret: a MySQL URL carries the password, so it may come from PROVISIOND_STORE_URL_FILE.
+  const url = r.secret("PROVISIOND_STORE_URL") ?? `sqlite:${resolve(dataDir, "provisiond.db")}`;
   if (url.startsWith("sqlite:")) {
     if (url.length === "sqlite:".length)
       throw new ConfigError(

@@ -231,8 +231,10 @@ describe("one term, one writer (etcd + MariaDB)", () => {
     const url = await scenario();
     const node = await startNode("fenced", url);
     const t1 = await primaryTerm(node);
-    // As if a newer primary had written meanwhile: the next write of this term is refused.
-    const newer = (await etcdRevision()) + 1;
+    // As if a newer primary had written meanwhile: the next write of this term is refused. The token is one
+    // etcd has already issued (the cursor's first put came after the term began), so no fence is ahead of it.
+    const newer = t1 + 1;
+    assert.ok(newer <= (await etcdRevision()));
     await query("UPDATE provisiond_fencing SET token = ? WHERE id = 1", [newer]);
     await sim.control("POST", "/load", { users: 1, prefix: "fenced" });
     await waitConverged(sim, (p) => node.request("GET", p));
@@ -244,6 +246,7 @@ describe("one term, one writer (etcd + MariaDB)", () => {
     );
     const deposed = (await node.status()).agent.lastDeposed;
     assert.deepEqual([deposed.term, deposed.storedToken], [t1, newer]);
+    assert.equal((await node.status()).agent.fenceAhead, null);
     await assertHistory(query);
   });
 

@@ -97,8 +97,11 @@ describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, 
     const newTerm = (await c.status(next!)).term as number;
     assert.ok(newTerm > oldTerm);
     assert.equal(next, standby);
-    // The new term writes (its first request raises the fence)...
-    assert.equal((await newTermWrites).token, String(newTerm));
+    // The new term writes (its first request raises the fence, which must have landed)...
+    const raise = await newTermWrites;
+    assert.equal(raise.token, String(newTerm));
+    await waitFor("the fence raise to be answered", async () => raise.status !== undefined);
+    assert.equal(raise.status, 200);
     // ...then the zombie wakes, and its write reaches the connector after all.
     await c.kill(old, "SIGCONT");
     await held.forward();

@@ -147,6 +147,15 @@ describe("configuration", () => {
     assert.equal(loadConfig(base).store.breaker.timeoutMs, 10_000);
   });
 
+  it("reads the store URL, which carries the database password, from PROVISIOND_STORE_URL_FILE too", () => {
+    const f = join(dir, "store-url");
+    writeFileSync(f, "mysql://app:secret@db:3306/app\n");
+    assert.equal(
+      loadConfig({ ...base, PROVISIOND_STORE_URL_FILE: f }).store.url,
+      "mysql://app:secret@db:3306/app",
+    );
+  });
+
   it("reads secrets from _FILE variables", () => {
     const f = join(dir, "token");
     writeFileSync(f, "file-token-0123456789\n");

@@ -111,19 +111,20 @@ async function runReconcile(): Promise<number> {
     );
   const logger = createLogger({ nodeId: cfg.nodeId, level: cfg.logLevel });
   const metrics = new Metrics(cfg.nodeId);
-  // This node's agent credential (configured, or the one its first start generated), else an ordinary one.
+  // This node's agent credential (configured, or the one its first start generated): its writes carry
+  // Idempotency-Keys, which the connector takes from no one else.
   const stored = (file: string | undefined) =>
     file && existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
-  const token =
-    cfg.auth.agentToken ??
-    stored(cfg.auth.agentTokenFile) ??
-    cfg.auth.bearerTokens[0] ??
-    stored(cfg.auth.generatedTokenFile) ??
-    "";
+  const token = cfg.auth.agentToken ?? stored(cfg.auth.agentTokenFile);
+  if (token === undefined && a.scimToken === undefined)
+    throw new ConfigError(
+      "PROVISIOND_SCIM_AGENT_TOKEN",
+      `reconcile needs the agent credential: set it, or start the node once so that it generates ${cfg.auth.agentTokenFile}`,
+    );
   const okta = new OktaClient({ orgUrl: a.orgUrl!, token: a.apiToken!, metrics, logger });
   // Run by hand it is a plain SCIM client: no fencing token, so a running primary is never shut out by it.
   const scim = new ScimClient({
-    ...agentScimTarget(cfg, cfg.scim.port, token),
+    ...agentScimTarget(cfg, cfg.scim.port, token ?? ""),
     logger,
     metrics,
   });

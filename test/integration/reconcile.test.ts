@@ -9,7 +9,7 @@ import { OktaClient } from "../../src/agent/okta-client.js";
 import { reconcile } from "../../src/agent/reconcile.js";
 import { ScimClient } from "../../src/agent/scim-client.js";
 import { Metrics } from "../../src/observability/metrics.js";
-import { TestNode, TOKEN } from "../support/node.js";
+import { AGENT_TOKEN, TestNode } from "../support/node.js";
 import { APP_ID, diffWithTruth, SIM_TOKEN, SimHandle, type Truth } from "../support/okta-sim.js";
 import { ROOT } from "../support/vectors.js";
 
@@ -52,7 +52,7 @@ describe("reconcile", () => {
     const okta = new OktaClient({ orgUrl: sim.url, token: SIM_TOKEN, metrics, logger });
     const scim = new ScimClient({
       baseUrl: node.base,
-      authorization: `Bearer ${TOKEN}`,
+      authorization: `Bearer ${AGENT_TOKEN}`,
       logger,
       metrics,
     });
@@ -99,7 +99,7 @@ describe("reconcile", () => {
           ...process.env,
           ...sim.agentEnv(),
           PROVISIOND_AGENT_SCIM_URL: `${node.base}/`,
-          PROVISIOND_AGENT_SCIM_TOKEN: TOKEN,
+          PROVISIOND_AGENT_SCIM_TOKEN: AGENT_TOKEN,
           PROVISIOND_LOG_LEVEL: "silent",
           PROVISIOND_DATA_DIR: join(ROOT, ".tmp", "reconcile-cli"),
         },

@@ -79,12 +79,13 @@ provisiond local cluster is up (logs in $logs)
   node-2:    SCIM http://127.0.0.1:8082/scim/v2/   admin http://127.0.0.1:9462/status   pid $(cat "$dir/node2.pid")
   SCIM token: $token
 
-Watch a failover:
+Watch a failover (kill the primary while the load still streams, or no event times the new term):
   curl -s -X POST -H 'Authorization: SSWS $sim_token' -H 'Content-Type: application/json' \\
-       -d '{"users":2000,"updates":1000,"perSecond":200}' http://127.0.0.1:8090/sim/load
+       -d '{"users":2000,"updates":1000,"perSecond":200,"prefix":"demo1"}' http://127.0.0.1:8090/sim/load
   curl -s localhost:9461/status | grep -E '"(role|term)"'; curl -s localhost:9462/status | grep -E '"(role|term)"'
-  kill -9 <pid of the primary>                     # the standby takes over after the ${ttl} ms lease
-  curl -s localhost:9462/status                    # role, term, failovers[0] with its durations
+  kill -9 <pid of the node whose role is primary>  # the standby takes over after the ${ttl} ms lease
+  curl -s localhost:<the other node's admin port>/status   # role, term, failovers[0] with its durations
+  (another load needs another "prefix", or its userNames clash with the first one's: 409 dead letters)
   curl -s -H 'Authorization: SSWS $sim_token' http://127.0.0.1:8090/sim/truth   # what the app should hold
 Ctrl-C stops everything.
 EOT

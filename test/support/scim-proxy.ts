@@ -134,12 +134,19 @@ export class ScimProxy {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers))
         if (!HOP.has(k) && typeof v === "string") headers[k] = v;
-      const up = await request(`${this.upstream}${arrival.path}`, {
-        method: arrival.method as "GET",
-        headers,
-        ...(raw.length ? { body: raw } : {}),
-      });
-      const text = await up.body.text();
+      let up: Awaited<ReturnType<typeof request>>;
+      let text: string;
+      try {
+        up = await request(`${this.upstream}${arrival.path}`, {
+          method: arrival.method as "GET",
+          headers,
+          ...(raw.length ? { body: raw } : {}),
+        });
+        text = await up.body.text();
+      } catch (err) {
+        // The connector went away (a node killed by the test): a proxy answers 502, as a real one would.
+        return deliver({ status: 502, body: `bad gateway: ${(err as Error).message}` });
+      }
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(up.headers)) if (!HOP.has(k) && typeof v === "string") out[k] = v;
       deliver({ status: up.statusCode, body: text, headers: out });

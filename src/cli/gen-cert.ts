@@ -1,6 +1,6 @@
 /** `provisiond gen-cert`: a self-signed certificate for the SCIM port, and how to make Okta's agent trust it. */
 import { X509Certificate } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import selfsigned from "selfsigned";
 
@@ -30,11 +30,14 @@ export async function genCert(
       },
     ],
   });
-  mkdirSync(o.outDir, { recursive: true });
+  mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
   const certFile = resolve(o.outDir, "provisiond.crt");
   const keyFile = resolve(o.outDir, "provisiond.key");
   writeFileSync(certFile, pems.cert);
-  writeFileSync(keyFile, pems.private, { mode: 0o600 });
+  // writeFileSync's mode applies only to a new file: write a fresh one and rename it over any old key.
+  const tmp = `${keyFile}.${process.pid}.tmp`;
+  writeFileSync(tmp, pems.private, { mode: 0o600, flag: "wx" });
+  renameSync(tmp, keyFile);
   const fingerprint = new X509Certificate(pems.cert).fingerprint256;
   return { certFile, keyFile, fingerprint };
 }

@@ -38,6 +38,26 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
+/**
+ * Mozilla's "intermediate" configuration (ssl-config.mozilla.org, v5.7): forward-secret AEAD suites only for
+ * TLS 1.2 (no static RSA key exchange, no CBC, no SHA-1), and TLS 1.3's three. Node's default list keeps the
+ * older suites for compatibility with clients that SCIM callers are not.
+ */
+const INTERMEDIATE_CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+  "DHE-RSA-AES128-GCM-SHA256",
+  "DHE-RSA-AES256-GCM-SHA384",
+  "DHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
 /** Reads a generated bearer token, creating it (mode 0600) on first start. */
 function generatedToken(file: string, logger: Logger): string {
   if (existsSync(file)) {
@@ -182,6 +202,8 @@ export async function startNode(
     ...(opts.logDestination ? { destination: opts.logDestination } : {}),
   });
   const metrics = new Metrics(cfg.nodeId);
+  // Tokens, the cursor, dead letters and (by default) the database live here: private to the node's user.
+  mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const extensions = [enterpriseUserSchema, ...(cfg.customSchema ? [customSchemaDef(cfg.customSchema)] : [])];
   const users = new ResourceSchema("User", "/Users", userSchema, extensions);
   const groupsRs = new ResourceSchema("Group", "/Groups", groupSchema);
@@ -223,7 +245,11 @@ export async function startNode(
       agentToken,
       maxBodyBytes: cfg.scim.maxBodyBytes,
       bulkMaxOperations: cfg.scim.bulkMaxOperations,
-      limits: { maxResults: cfg.scim.maxResults, maxFilterLength: cfg.scim.maxFilterLength },
+      limits: {
+        maxResults: cfg.scim.maxResults,
+        maxFilterLength: cfg.scim.maxFilterLength,
+        maxPageBytes: cfg.scim.maxPageBytes,
+      },
       passwordSync: cfg.scim.passwordSync,
       ...(cfg.scim.publicBaseUrl ? { publicBaseUrl: cfg.scim.publicBaseUrl } : {}),
     },
@@ -235,15 +261,27 @@ export async function startNode(
       logger,
     },
   );
+  // Node enforces the request timeouts below only when it checks its connections: check often enough.
+  const checking = { connectionsCheckingInterval: Math.min(1000, cfg.scim.headersTimeoutMs) };
   const scimServer = cfg.tls
     ? createHttpsServer(
-        { cert: readFileSync(cfg.tls.certFile), key: readFileSync(cfg.tls.keyFile), minVersion: "TLSv1.2" },
+        {
+          ...checking,
+          cert: readFileSync(cfg.tls.certFile),
+          key: readFileSync(cfg.tls.keyFile),
+          minVersion: "TLSv1.2",
+          ciphers: INTERMEDIATE_CIPHERS,
+          honorCipherOrder: false,
+        },
         app,
       )
-    : createHttpServer(app);
-  // Okta and Entra keep connections open between requests; outlive their idle timeouts.
+    : createHttpServer(checking, app);
+  // Okta and Entra keep connections open between requests; outlive their idle timeouts. A request itself must
+  // arrive promptly, so clients trickling headers or a body cannot hold sockets for minutes.
   scimServer.keepAliveTimeout = 65_000;
-  scimServer.headersTimeout = 66_000;
+  scimServer.headersTimeout = cfg.scim.headersTimeoutMs;
+  scimServer.requestTimeout = Math.max(cfg.scim.requestTimeoutMs, cfg.scim.headersTimeoutMs);
+  scimServer.maxConnections = cfg.scim.maxConnections;
 
   const startedAt = new Date().toISOString();
   const cluster = startCluster(cfg, logger, metrics);

@@ -45,11 +45,18 @@ export interface Config {
     maxBodyBytes: number;
     maxResults: number;
     maxFilterLength: number;
+    /** A list page holds the resources that fit in this many bytes (at least one). */
+    maxPageBytes: number;
     /** Operations a /Bulk request may carry; 0 turns /Bulk off. */
     bulkMaxOperations: number;
     passwordSync: boolean;
     /** How long agent Idempotency-Keys are remembered. */
     idempotencyRetentionHours: number;
+    /** A client must have sent its request headers within this, and its whole request within requestTimeoutMs. */
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    /** Sockets beyond this are refused, so slow clients cannot take every file descriptor. */
+    maxConnections: number;
   };
   admin: { host: string; port: number };
   tls?: { certFile: string; keyFile: string };
@@ -579,11 +586,16 @@ export function loadConfig(rawEnv: Env = process.env): Config {
       maxBodyBytes: r.int("PROVISIOND_SCIM_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
       maxResults: r.int("PROVISIOND_SCIM_MAX_RESULTS", 1000, 1, 10_000),
       maxFilterLength: r.int("PROVISIOND_SCIM_MAX_FILTER_LENGTH", 4096, 64, 65_536),
+      maxPageBytes: r.int("PROVISIOND_SCIM_MAX_PAGE_BYTES", 8 * 1_048_576, 65_536, 256 * 1_048_576),
       bulkMaxOperations: r.int("PROVISIOND_SCIM_BULK_MAX_OPERATIONS", 1000, 0, 10_000),
       passwordSync: r.bool("PROVISIOND_PASSWORD_SYNC", false),
       idempotencyRetentionHours: r.int("PROVISIOND_IDEMPOTENCY_RETENTION_HOURS", 168, 1, 24 * 366),
+      headersTimeoutMs: r.int("PROVISIOND_SCIM_HEADERS_TIMEOUT_MS", 15_000, 100, 60_000),
+      requestTimeoutMs: r.int("PROVISIOND_SCIM_REQUEST_TIMEOUT_MS", 30_000, 1000, 600_000),
+      maxConnections: r.int("PROVISIOND_SCIM_MAX_CONNECTIONS", 1024, 1, 65_536),
     },
-    admin: { host: r.str("PROVISIOND_ADMIN_HOST", "0.0.0.0"), port: adminPort },
+    // Loopback unless told otherwise: /status lists dead letters, whose reasons can name users.
+    admin: { host: r.str("PROVISIOND_ADMIN_HOST", "127.0.0.1"), port: adminPort },
     auth: auth(r, dataDir),
     cluster,
     agent: agentConfig(r),

@@ -19,6 +19,21 @@ export const REDACT_PATHS = [
   "*.headerValue",
 ];
 
+/**
+ * Fields a database error carries that may hold personal data or secrets: mysql2 puts the whole statement,
+ * with its values formatted in (a password hash among them), into `sql`.
+ */
+const UNSAFE_ERROR_FIELDS = ["sql", "values", "parameters", "sqlMessage"];
+
+/** pino's error serializer, without the fields above, also in an error's `cause`. */
+export function errorSerializer(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const out = pino.stdSerializers.err(err) as unknown as Record<string, unknown>;
+  for (const f of UNSAFE_ERROR_FIELDS) delete out[f];
+  if (out.cause !== undefined) out.cause = errorSerializer((err as Error & { cause?: unknown }).cause);
+  return out;
+}
+
 export interface LoggerOptions {
   nodeId: string;
   level: string;
@@ -34,6 +49,7 @@ export function createLogger(opts: LoggerOptions): Logger {
       level: opts.level,
       base: { node: opts.nodeId },
       redact: { paths: [...REDACT_PATHS, ...extra], censor: "[redacted]" },
+      serializers: { err: errorSerializer },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     opts.destination,

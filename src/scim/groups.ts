@@ -7,7 +7,7 @@ import { auditBase, changedAttributes, type ListResult, type RequestContext } fr
 import { badRequest, notFound, ScimError } from "./errors.js";
 import { matches } from "./filter-eval.js";
 import { type MemberOp, type MemberRef, readMembers, splitGroupPatch } from "./group-patch.js";
-import { LIST_RESPONSE, type ListParams } from "./list.js";
+import { fitPage, LIST_RESPONSE, type ListParams } from "./list.js";
 import { applyPatch, readPatchBody } from "./patch.js";
 import { Projection } from "./projection.js";
 import { ifMatchHolds, render } from "./render.js";
@@ -120,7 +120,7 @@ export class GroupService {
           params.count === 0
             ? []
             : await tx.groups.list(where, order, params.descending, params.startIndex - 1, params.count);
-        const Resources = await this.renderMany(tx, recs, ctx, projection);
+        const Resources = fitPage(await this.renderMany(tx, recs, ctx, projection), params.maxPageBytes);
         return {
           schemas: [LIST_RESPONSE],
           totalResults: total,

@@ -14,11 +14,29 @@ export interface ListParams {
   descending: boolean;
   attributes?: string[];
   excludedAttributes?: string[];
+  /** A page holds as many resources as fit in this many bytes of JSON (at least one); see fitPage. */
+  maxPageBytes?: number;
 }
 
 export interface ListLimits {
   maxResults: number;
   maxFilterLength: number;
+  maxPageBytes?: number;
+}
+
+/**
+ * The first resources of a page that fit in `maxBytes` of JSON, at least one: a page of large resources (many
+ * certificates, say) must not take a node's memory. RFC 7644 §3.4.2.4 lets a server return fewer than `count`;
+ * itemsPerPage then says how many came, and the client asks from the next startIndex.
+ */
+export function fitPage<T>(resources: T[], maxBytes: number | undefined): T[] {
+  if (maxBytes === undefined) return resources;
+  let used = 0;
+  for (const [i, r] of resources.entries()) {
+    used += Buffer.byteLength(JSON.stringify(r));
+    if (used > maxBytes && i > 0) return resources.slice(0, i);
+  }
+  return resources;
 }
 
 function int(name: string, v: unknown): number | undefined {
@@ -89,6 +107,7 @@ export function readListParams(
     return fromBody || k === "attributes" || k === "excludedAttributes" ? v : single(k, v);
   };
   const out: ListParams = { startIndex: 1, count: limits.maxResults, descending: false };
+  if (limits.maxPageBytes !== undefined) out.maxPageBytes = limits.maxPageBytes;
   const filter = get("filter");
   if (filter !== undefined && filter !== "") {
     if (typeof filter !== "string") throw badRequest("invalidFilter", "'filter' must be a string");

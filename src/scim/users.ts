@@ -8,7 +8,7 @@ import type { UserRecord } from "../store/users.js";
 import type { Resource } from "./attribute-path.js";
 import { auditBase, changedAttributes, type ListResult, type RequestContext } from "./context.js";
 import { badRequest, conflict, notFound, ScimError } from "./errors.js";
-import { LIST_RESPONSE, type ListParams } from "./list.js";
+import { fitPage, LIST_RESPONSE, type ListParams } from "./list.js";
 import { hashPassword } from "./password.js";
 import { applyPatch, readPatchBody } from "./patch.js";
 import { Projection } from "./projection.js";
@@ -22,6 +22,21 @@ export interface Written {
 }
 
 export const MAX_KEY_LENGTH = 255;
+
+/** libuv's thread pool has 4 threads unless UV_THREADPOOL_SIZE says otherwise; scrypt takes one each. */
+const HASHES_AT_ONCE = Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4);
+
+/**
+ * Runs `fn` over `items`, at most `limit` at once. Hand-written (ten lines) rather than a dependency: the agent's
+ * forEachLimit lives above this layer, and nothing here needs its cancellation.
+ */
+async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
 
 /** One create of a batch, with its own context (request id, audit) and guard. */
 export interface BatchItem {
@@ -117,7 +132,10 @@ export class UserService {
           params.count === 0
             ? []
             : await tx.users.list(where, order, params.descending, params.startIndex - 1, params.count);
-        const Resources = await this.renderMany(recs, ctx, projection, (ids) => tx.users.groupsOf(ids));
+        const Resources = fitPage(
+          await this.renderMany(recs, ctx, projection, (ids) => tx.users.groupsOf(ids)),
+          params.maxPageBytes,
+        );
         return {
           schemas: [LIST_RESPONSE],
           totalResults: total,
@@ -183,18 +201,16 @@ export class UserService {
         const { resource, password } = normalizeBody(this.rs, item.body, { create: true });
         checkRequired(this.rs, resource);
         checkColumns(resource);
-        const hash = await this.passwordHash(password);
-        ready.push({
-          i,
-          item,
-          doc: resource,
-          ...(password !== undefined ? { password } : {}),
-          ...(hash ? { hash } : {}),
-        });
+        ready.push({ i, item, doc: resource, ...(password !== undefined ? { password } : {}) });
       } catch (err) {
         out[i] = { error: err };
       }
     }
+    // scrypt runs on libuv's thread pool: hash a batch's passwords a few at a time, not one after another.
+    await inParallel(ready, HASHES_AT_ONCE, async (r) => {
+      const hash = await this.passwordHash(r.password);
+      if (hash) r.hash = hash;
+    });
     const keyed = ready.flatMap((r) =>
       r.item.guard?.idempotencyKey
         ? [{ idempotencyKey: r.item.guard.idempotencyKey, signature: r.item.guard.signature }]

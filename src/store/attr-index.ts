@@ -1,6 +1,10 @@
 /** Flattens a resource into scim_user_attrs rows: one per leaf value of every attribute without a column. */
 import type { Resource } from "../scim/attribute-path.js";
 import type { AttrDef, ResourceSchema } from "../scim/schema.js";
+import { ValueTooLarge } from "./errors.js";
+
+/** `pos` is a SMALLINT: a multi-valued attribute keeps at most this many values. */
+const MAX_VALUES = 32_767;
 
 export interface AttrRow {
   attr: string;
@@ -42,6 +46,8 @@ export function indexRows(
       const raw = container[def.name];
       if (raw === undefined || raw === null) continue;
       const list = def.multiValued ? (raw as unknown[]) : [raw];
+      if (list.length > MAX_VALUES)
+        throw new ValueTooLarge(def.name, `has ${list.length} values; at most ${MAX_VALUES} are kept`);
       list.forEach((el, pos) => {
         if (def.type !== "complex") {
           rows.push({ attr: key, pos, sub: "", ...leafColumns(def, el) });

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { checkDeadline, type Db, type Queryable, type RunResult, type TxOptions } from "./db.js";
@@ -64,7 +64,13 @@ export class SqliteDb implements Db {
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(path: string) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    if (path !== ":memory:") {
+      // The file holds personal data and password hashes: a private directory, a file only the owner reads.
+      // SQLite creates the -wal and -shm files with the database file's mode.
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      closeSync(openSync(path, "a", 0o600));
+      chmodSync(path, 0o600);
+    }
     this.writer = open(path, false);
     this.reader = path === ":memory:" ? this.writer : open(path, true);
     this.w = wrap(this.writer);

@@ -8,6 +8,17 @@ export class UniqueViolation extends Error {
   }
 }
 
+/** A value does not fit the column (or the index position) it is stored in: the request is refused, not cut. */
+export class ValueTooLarge extends Error {
+  constructor(
+    readonly attribute: string,
+    detail: string,
+  ) {
+    super(`${attribute} ${detail}`);
+    this.name = "ValueTooLarge";
+  }
+}
+
 /** The store cannot answer now: down, timed out, or the breaker is open. Retrying later may work. */
 export class StoreUnavailable extends Error {
   constructor(

@@ -185,6 +185,17 @@ export const MIGRATIONS: Migration[] = [
     // The term of every agent write, so the history can be checked: in seq order, tokens never decrease.
     up: () => ["ALTER TABLE scim_audit ADD COLUMN fencing_token BIGINT NULL"],
   },
+  {
+    version: 4,
+    name: "attribute values by owner, for sorting",
+    // A sort on a multi-valued attribute asks, per user, for the smallest value of one attribute: with only
+    // (attr, sub, v_ci) to go on, SQLite scanned every user's values for every user (216 s at 21k users).
+    // Leading with the owner, the smallest value is the first index entry, read from the index alone.
+    up: () => [
+      "CREATE INDEX ix_user_attrs_owner_ci ON scim_user_attrs (owner, attr, sub, v_ci)",
+      "CREATE INDEX ix_user_attrs_owner_num ON scim_user_attrs (owner, attr, sub, v_num)",
+    ],
+  },
 ];
 
 async function ensureLedger(q: Queryable): Promise<void> {

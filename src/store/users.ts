@@ -3,6 +3,7 @@ import type { Resource } from "../scim/attribute-path.js";
 import type { ResourceSchema } from "../scim/schema.js";
 import { indexRows } from "./attr-index.js";
 import { allIn, insertRows, type Queryable } from "./db.js";
+import { ValueTooLarge } from "./errors.js";
 import { type Sql, USER_COLUMN_ATTRS } from "./filter-sql.js";
 
 export interface UserRecord {
@@ -62,6 +63,42 @@ function str(v: unknown): string | null {
   return typeof v === "string" ? v : null;
 }
 
+/** The VARCHAR widths of scim_users (src/store/migrations.ts), in characters, and the attribute each holds. */
+const WIDTHS: Record<string, [number, string]> = {
+  user_name: [255, "userName"],
+  user_name_ci: [255, "userName (lower-cased)"],
+  external_id: [255, "externalId"],
+  display_name: [1024, "displayName"],
+  given_name: [1024, "name.givenName"],
+  family_name: [1024, "name.familyName"],
+  email: [1024, "the primary email's value"],
+};
+/**
+ * A user's whole document, as stored: one request's body is capped, but PATCH adds can grow a resource past any
+ * body, and every list page and read would carry it.
+ */
+export const MAX_DOC_BYTES = 1_048_576;
+
+function docJson(doc: Resource): string {
+  const json = JSON.stringify(doc);
+  if (json.length > MAX_DOC_BYTES / 4 && Buffer.byteLength(json) > MAX_DOC_BYTES)
+    throw new ValueTooLarge("the resource", `would take more than ${MAX_DOC_BYTES} bytes`);
+  return json;
+}
+
+/** Custom string columns are VARCHAR(1024) (src/store/migrations.ts). */
+const CUSTOM_STRING_WIDTH = 1024;
+
+/**
+ * Refuses a value wider than its column, on both stores: MySQL would refuse it with a bare error and SQLite
+ * would keep it, so the two would disagree. Widths count characters (code points), as MySQL's VARCHAR does.
+ */
+function checkWidth(value: unknown, width: number, attribute: string): void {
+  if (typeof value !== "string" || value.length <= width) return;
+  const chars = [...value].length;
+  if (chars > width) throw new ValueTooLarge(attribute, `is ${chars} characters long; at most ${width} fit`);
+}
+
 export class UserRepo {
   constructor(
     private readonly q: Queryable,
@@ -83,8 +120,11 @@ export class UserRepo {
       // An absent `active` means active: Okta and Entra create users without it at times.
       active: doc.active === false ? 0 : 1,
     };
+    for (const [column, [width, attribute]] of Object.entries(WIDTHS))
+      checkWidth(cols[column], width, attribute);
     for (const c of this.custom) {
       const v = (doc[c.urn] as Resource | undefined)?.[c.attr];
+      if (!c.multiValued) checkWidth(v, CUSTOM_STRING_WIDTH, `${c.urn}:${c.attr}`);
       cols[c.column] =
         v === undefined ? null : c.multiValued ? JSON.stringify(v) : typeof v === "boolean" ? (v ? 1 : 0) : v;
     }
@@ -103,7 +143,7 @@ export class UserRepo {
       created: w.now,
       last_modified: w.now,
       version: 1,
-      doc: JSON.stringify(w.doc),
+      doc: docJson(w.doc),
       password_hash: w.passwordHash ?? null,
     };
   }
@@ -164,7 +204,7 @@ export class UserRepo {
       ...this.columns(w.doc),
       last_modified: w.now,
       version: current.version + 1,
-      doc: JSON.stringify(w.doc),
+      doc: docJson(w.doc),
     };
     if (w.passwordHash !== undefined) cols.password_hash = w.passwordHash;
     const names = Object.keys(cols);

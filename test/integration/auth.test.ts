@@ -1,9 +1,10 @@
 /** Authentication on every SCIM route, each credential mode, the generated token, log redaction, and TLS. */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TLSSocket } from "node:tls";
 import { genCert } from "../../src/cli/gen-cert.js";
@@ -231,7 +232,7 @@ describe("TLS", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const handshake = (maxVersion: "TLSv1.1" | "TLSv1.2" | "TLSv1.3") =>
+  const handshake = (maxVersion: "TLSv1.1" | "TLSv1.2" | "TLSv1.3", ciphers?: string) =>
     new Promise<string>((resolve, reject) => {
       const url = new URL(`${node.base}/ServiceProviderConfig`);
       const req = httpsRequest(
@@ -243,6 +244,7 @@ describe("TLS", () => {
           servername: "localhost",
           maxVersion,
           minVersion: "TLSv1",
+          ...(ciphers ? { ciphers } : {}),
           headers: { authorization: `Bearer ${TOKEN}` },
         },
         (res) => {
@@ -259,5 +261,96 @@ describe("TLS", () => {
     assert.equal(await handshake("TLSv1.2"), "200 TLSv1.2");
     assert.equal(await handshake("TLSv1.3"), "200 TLSv1.3");
     await assert.rejects(handshake("TLSv1.1"));
+  });
+
+  it("offers TLS 1.2 only Mozilla's intermediate suites: no static RSA, no CBC with SHA-1", async () => {
+    for (const weak of ["AES128-SHA", "AES256-SHA256", "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384"])
+      await assert.rejects(handshake("TLSv1.2", weak), Error, `${weak} was accepted`);
+    assert.equal(await handshake("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256"), "200 TLSv1.2");
+    assert.equal(await handshake("TLSv1.2", "ECDHE-RSA-CHACHA20-POLY1305"), "200 TLSv1.2");
+  });
+
+  it("gen-cert writes the key 0600, also over an old key that was readable by others", async () => {
+    const again = mkdtempSync(join(tmpdir(), "provisiond-tls-"));
+    try {
+      const first = await genCert({ outDir: again, hosts: ["localhost"], days: 1 });
+      chmodSync(first.keyFile, 0o644);
+      const second = await genCert({ outDir: again, hosts: ["localhost"], days: 1 });
+      assert.equal(statSync(second.keyFile).mode & 0o777, 0o600);
+      assert.notEqual(readFileSync(second.keyFile, "utf8"), "");
+    } finally {
+      rmSync(again, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the embedded store's files", () => {
+  let node: TestNode;
+  let dataDir: string;
+  before(async () => {
+    // A data dir that does not exist yet, under a world-readable parent, as with the defaults.
+    dataDir = join(mkdtempSync(join(tmpdir(), "provisiond-modes-")), "data");
+    node = await TestNode.start(`sqlite:${join(dataDir, "provisiond.db")}`, { PROVISIOND_DATA_DIR: dataDir });
+  });
+  after(async () => {
+    await node.stop();
+    rmSync(dirname(dataDir), { recursive: true, force: true });
+  });
+
+  it("are private: the data dir 0700, the database and its -wal and -shm files 0600", async () => {
+    assert.equal(
+      (await node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: "m@example.com" })).status,
+      201,
+    );
+    assert.equal(statSync(dataDir).mode & 0o777, 0o700);
+    for (const f of ["provisiond.db", "provisiond.db-wal", "provisiond.db-shm"])
+      assert.equal(statSync(join(dataDir, f)).mode & 0o777, 0o600, f);
+  });
+});
+
+describe("slow and unauthenticated clients", () => {
+  let node: TestNode;
+  before(async () => {
+    // Timeouts far apart, so each test sees the one mechanism it is about.
+    node = await TestNode.start(undefined, {
+      PROVISIOND_SCIM_HEADERS_TIMEOUT_MS: "500",
+      PROVISIOND_SCIM_REQUEST_TIMEOUT_MS: "600000",
+    });
+  });
+  after(async () => node.stop());
+
+  /** Writes `text` on a raw connection and resolves with everything the server sent once it hangs up. */
+  const exchange = (text: string) =>
+    new Promise<string>((resolve, reject) => {
+      const url = new URL(node.base);
+      const socket = connect(Number(url.port), "127.0.0.1", () => socket.write(text));
+      let got = "";
+      socket.on("data", (c) => {
+        got += c.toString();
+      });
+      socket.on("error", reject);
+      socket.on("close", () => resolve(got));
+    });
+
+  it("hangs up on a client without credentials that declared a huge body", { timeout: 30_000 }, async () => {
+    const got = await exchange(
+      "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-0123456789\r\n" +
+        "Content-Type: application/scim+json\r\nContent-Length: 1000000000\r\n\r\n{",
+    );
+    assert.match(got, /^HTTP\/1\.1 401 /);
+  });
+
+  it("reads and drops a small body of a client without credentials, so it sees its 401", async () => {
+    const res = await fetch(`${node.base}/Users`, {
+      method: "POST",
+      headers: { authorization: "Bearer wrong-token-0123456789", "content-type": "application/scim+json" },
+      body: JSON.stringify({ schemas: [USER_SCHEMA], userName: "x".repeat(10_000) }),
+    });
+    assert.equal(res.status, 401);
+  });
+
+  it("cuts off a client that trickles its headers", { timeout: 30_000 }, async () => {
+    const got = await exchange("GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n");
+    assert.match(got, /^HTTP\/1\.1 408 /);
   });
 });

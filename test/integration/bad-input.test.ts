@@ -157,6 +157,17 @@ describe("bad input (MariaDB)", () => {
       "invalidSyntax",
     ],
     [
+      "a /Bulk whose data nests 100 deep",
+      () => [
+        "POST",
+        "/Bulk",
+        `{"schemas":["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],"Operations":[{"method":"POST","path":"/Users","bulkId":"b","data":${"[".repeat(100)}${"]".repeat(100)}}]}`,
+        {},
+      ],
+      400,
+      "invalidSyntax",
+    ],
+    [
       "a create without schemas",
       () => ["POST", "/Users", { userName: "plain@example.com" }, {}],
       400,

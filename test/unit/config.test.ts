@@ -31,6 +31,7 @@ describe("configuration", () => {
     const cfg = loadConfig(base);
     assert.equal(cfg.scim.port, 8080);
     assert.equal(cfg.admin.port, 9464);
+    assert.equal(cfg.admin.host, "127.0.0.1", "the admin port (its /status names users) stays on loopback");
     assert.equal(cfg.store.url, `sqlite:${join(dir, "provisiond.db")}`);
     assert.equal(cfg.auth.generatedTokenFile, join(dir, "scim-token"));
     assert.equal(cfg.auth.agentTokenFile, join(dir, "agent-token"));

@@ -4,8 +4,9 @@ import express, { type NextFunction, type Request, type Response, Router } from 
 import type { Logger } from "pino";
 import { pinoHttp } from "pino-http";
 import type { AuthConfig } from "../../config/index.js";
+import { errorSerializer } from "../../observability/logger.js";
 import type { Metrics } from "../../observability/metrics.js";
-import { StoreUnavailable, UniqueViolation } from "../../store/errors.js";
+import { StoreUnavailable, UniqueViolation, ValueTooLarge } from "../../store/errors.js";
 import {
   FencingRejected,
   IdempotencyKeyReused,
@@ -71,6 +72,11 @@ function guardOf(req: Request, res: Response): Omit<WriteGuard, "respond"> | und
   if (res.locals.agent !== true)
     throw new NotTheAgent("X-Provisiond-Fencing-Token and Idempotency-Key are accepted");
   const guard: Omit<WriteGuard, "respond"> = { signature: `${req.method} ${req.path}` };
+  if (guard.signature.length > MAX_SIGNATURE)
+    throw badRequest(
+      "invalidValue",
+      `an agent request's path may be at most ${MAX_SIGNATURE - 8} characters`,
+    );
   if (key !== undefined) {
     if (!IDEMPOTENCY_KEY_RE.test(key))
       throw badRequest("invalidValue", "Idempotency-Key must be 1 to 255 visible ASCII characters");
@@ -84,6 +90,15 @@ function guardOf(req: Request, res: Response): Omit<WriteGuard, "respond"> | und
   }
   return guard;
 }
+/** MySQL's refusals of a value (too long, out of range, wrong for its column): the request's fault, not the store's. */
+const MYSQL_VALUE_ERRORS = new Set([
+  "ER_DATA_TOO_LONG",
+  "ER_WARN_DATA_OUT_OF_RANGE",
+  "ER_TRUNCATED_WRONG_VALUE_FOR_FIELD",
+  "ER_TRUNCATED_WRONG_VALUE",
+]);
+/** provisiond_idempotency.request_sig is VARCHAR(512). */
+const MAX_SIGNATURE = 512;
 const JSON_TYPES = ["application/json", "application/scim+json", "application/*+json"];
 /** Far deeper than any SCIM resource or bulk request nests. */
 const MAX_BODY_DEPTH = 32;
@@ -126,6 +141,7 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
           userAgent: req.headers["user-agent"],
         }),
         res: (res) => ({ statusCode: res.statusCode }),
+        err: errorSerializer,
       },
     }),
   );
@@ -372,6 +388,11 @@ export function toScimError(err: unknown, metrics: Metrics, log: Logger): ScimEr
   if (err instanceof IdempotencyRace)
     return new ScimError(409, undefined, `${err.message}; retry to get its answer`);
   if (err instanceof UniqueViolation) return conflict("the resource clashes with an existing one");
+  if (err instanceof ValueTooLarge) return badRequest("invalidValue", err.message);
+  // A fallback: every width is checked before the write (ValueTooLarge); MySQL's own refusal is the same 400.
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && MYSQL_VALUE_ERRORS.has(code))
+    return badRequest("invalidValue", "a value does not fit the store's column for it");
   if (err instanceof StoreUnavailable) {
     return new ScimError(503, undefined, `${err.message}; retry later`, {
       "Retry-After": String(err.retryAfterSeconds),

@@ -11,6 +11,9 @@ export function safeEqual(given: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+/** A body an unauthenticated request may have read and dropped, rather than its connection cut. */
+const SMALL_BODY = 64 * 1024;
+
 export interface Principal {
   actor: string;
   /** Holds the agent credential: the only caller whose fencing and idempotency headers count. */
@@ -72,6 +75,15 @@ export function authMiddleware(
     }
     if (!p) {
       onFailure();
+      // Answer, then hang up: a client without credentials gets no socket to trickle a huge body into. A small
+      // body is read and dropped first, so an honest client with a wrong token sees its 401 rather than a reset.
+      res.set("Connection", "close");
+      const declared = Number(req.get("content-length") ?? Number.NaN);
+      if (declared <= SMALL_BODY) req.resume();
+      else
+        res.on("finish", () => {
+          if (!req.complete) req.socket.destroy();
+        });
       const headers: Record<string, string> = challenges.length
         ? { "WWW-Authenticate": challenges.join(", ") }
         : {};

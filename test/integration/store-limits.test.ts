@@ -1,0 +1,153 @@
+/**
+ * Values that do not fit the store's columns are 400 invalidValue on both stores, with nothing written: MySQL
+ * would refuse them with a bare error (a 500 whose log line carried the statement, password hash included),
+ * and SQLite would keep them, so the two stores would disagree.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { MariaDb } from "../support/mariadb.js";
+import { TestNode } from "../support/node.js";
+import { USER_SCHEMA } from "../support/schemas.js";
+
+const PASSWORD = "Correct-Horse-Battery-9";
+
+for (const kind of ["sqlite", "mariadb"] as const) {
+  describe(`values wider than their columns (${kind})`, () => {
+    let maria: MariaDb | undefined;
+    let node: TestNode;
+    const count = async (table: string) =>
+      Number(
+        (
+          await node.node.store.db.transaction((q) =>
+            q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`),
+          )
+        )[0]!.n,
+      );
+
+    before(async () => {
+      if (kind === "mariadb") maria = await MariaDb.start({ fast: true });
+      node = await TestNode.start(maria ? await maria.createDatabase("limits") : undefined, {
+        PROVISIOND_PASSWORD_SYNC: "true",
+        PROVISIOND_SCIM_MAX_PAGE_BYTES: String(128 * 1024),
+      });
+    });
+    after(async () => {
+      await node.stop();
+      await maria?.destroy();
+    });
+
+    const user = (extra: Record<string, unknown>) => ({
+      schemas: [USER_SCHEMA],
+      userName: "wide@example.com",
+      password: PASSWORD,
+      ...extra,
+    });
+    const cases: [string, () => Promise<{ status: number; body: { scimType?: string; detail?: string } }>][] =
+      [
+        [
+          "a displayName of 1,025 characters",
+          () => node.request("POST", "/Users", user({ displayName: "d".repeat(1025) })),
+        ],
+        [
+          "a givenName of 2,000 characters",
+          () => node.request("POST", "/Users", user({ name: { givenName: "g".repeat(2000) } })),
+        ],
+        [
+          "an email of 1,100 characters",
+          () =>
+            node.request("POST", "/Users", user({ emails: [{ value: `${"e".repeat(1090)}@example.com` }] })),
+        ],
+        [
+          "32,768 emails",
+          () =>
+            node.request(
+              "POST",
+              "/Users",
+              user({ emails: Array.from({ length: 32_768 }, (_, i) => ({ value: `${i}@x.io` })) }),
+            ),
+        ],
+        [
+          "a userName of 200 × 'İ' (400 characters once lower-cased)",
+          () => node.request("POST", "/Users", user({ userName: "İ".repeat(200) })),
+        ],
+        [
+          "an agent write to a 600-character id",
+          () =>
+            node.request("DELETE", `/Users/${"i".repeat(600)}`, undefined, { "idempotency-key": "evt-wide" }),
+        ],
+      ];
+    for (const [what, send] of cases) {
+      it(`refuses ${what} with 400 invalidValue and writes nothing`, async () => {
+        const before = [
+          await count("scim_users"),
+          await count("scim_audit"),
+          await count("provisiond_idempotency"),
+        ];
+        const r = await send();
+        assert.equal(r.status, 400, JSON.stringify(r.body).slice(0, 300));
+        assert.equal(r.body.scimType, "invalidValue");
+        assert.deepEqual(
+          [await count("scim_users"), await count("scim_audit"), await count("provisiond_idempotency")],
+          before,
+        );
+      });
+    }
+
+    it("a value that fits to the character is kept (widths count code points, as MySQL's VARCHAR does)", async () => {
+      const displayName = "😀".repeat(1024); // 2,048 UTF-16 units, 1,024 characters
+      const r = await node.request("POST", "/Users", user({ userName: "fits@example.com", displayName }));
+      assert.equal(r.status, 201, JSON.stringify(r.body).slice(0, 300));
+      assert.equal((await node.request("GET", `/Users/${r.body.id}`)).body.displayName, displayName);
+    });
+
+    it("a resource that PATCH would grow past 1 MiB is refused, and stays as it was", async () => {
+      const certs = (n: number, tag: string) =>
+        Array.from({ length: n }, (_, i) => ({
+          value: Buffer.from(`${tag}${i}`.padEnd(45_000, "c")).toString("base64"),
+        }));
+      const created = await node.request("POST", "/Users", user({ userName: "grows@example.com" }));
+      assert.equal(created.status, 201);
+      const add = (tag: string) =>
+        node.request("PATCH", `/Users/${created.body.id}`, {
+          schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+          Operations: [{ op: "add", path: "x509Certificates", value: certs(12, tag) }],
+        });
+      assert.equal((await add("a")).status, 200);
+      const second = await add("b");
+      assert.equal(second.status, 400, JSON.stringify(second.body).slice(0, 300));
+      assert.equal(second.body.scimType, "invalidValue");
+      const now = (await node.request("GET", `/Users/${created.body.id}`)).body;
+      assert.equal(now.x509Certificates.length, 12);
+    });
+
+    it("a list page holds what fits in its byte cap, and says so in itemsPerPage", async () => {
+      // Each of these users is about 60 kB of JSON; the cap is 128 kB.
+      const big = { x509Certificates: [{ value: Buffer.from("k".repeat(45_000)).toString("base64") }] };
+      for (let i = 0; i < 5; i++)
+        assert.equal(
+          (await node.request("POST", "/Users", user({ userName: `page${i}@example.com`, ...big }))).status,
+          201,
+        );
+      const seen: string[] = [];
+      let startIndex = 1;
+      for (;;) {
+        const q = `/Users?filter=${encodeURIComponent('userName sw "page"')}&startIndex=${startIndex}&count=5`;
+        const page = (await node.request("GET", q)).body;
+        assert.equal(page.totalResults, 5);
+        assert.equal(page.itemsPerPage, page.Resources.length);
+        assert.ok(page.itemsPerPage >= 1 && page.itemsPerPage <= 2, `a page of ${page.itemsPerPage}`);
+        seen.push(...page.Resources.map((r: { userName: string }) => r.userName));
+        startIndex += page.itemsPerPage;
+        if (startIndex > 5) break;
+      }
+      assert.deepEqual(
+        seen.sort(),
+        [0, 1, 2, 3, 4].map((i) => `page${i}@example.com`),
+      );
+    });
+
+    it("never logs a password hash", async () => {
+      assert.ok(!node.logs.join("").includes("scrypt$"), "a password hash reached the logs");
+    });
+  });
+}

@@ -83,7 +83,8 @@ async function main() {
   const maria = await MariaDb.start();
   const url = await maria.createDatabase("bench");
   const port = await freePort();
-  const node = await startNode(url, port, await freePort(), dataDir);
+  const adminPort = await freePort();
+  const node = await startNode(url, port, adminPort, dataDir);
   const http = new Pool(`http://127.0.0.1:${port}`, { connections: CONCURRENCY, pipelining: 1 });
   const call = async (method: "GET" | "POST" | "PATCH", path: string, body?: unknown, expect = 200) => {
     const res = await http.request({
@@ -197,6 +198,34 @@ async function main() {
     const members = JSON.parse(await call("GET", `/scim/v2/Groups/${groupId}?attributes=members`)).members
       .length;
 
+    // 5. The worst filter the cost cap lets through (PROVISIOND_SCIM_MAX_FILTER_TERMS, 8: seven substring
+    //    searches in emails and a sort by them), against /healthz polled meanwhile and at rest, side by side.
+    const hostile = `/scim/v2/Users?filter=${encodeURIComponent(
+      Array.from({ length: 7 }, (_, i) => `emails.value co "zz${i}"`).join(" or "),
+    )}&sortBy=emails.value&count=100`;
+    const admin = new Pool(`http://127.0.0.1:${adminPort}`, { connections: 1 });
+    const healthz = async () => {
+      const t = performance.now();
+      const res = await admin.request({ method: "GET", path: "/healthz" });
+      await res.body.text();
+      return performance.now() - t;
+    };
+    const healthAtRest: number[] = [];
+    for (let i = 0; i < 50; i++) healthAtRest.push(await healthz());
+    const healthUnder: number[] = [];
+    let hostileDone = false;
+    const poll = (async () => {
+      while (!hostileDone) healthUnder.push(await healthz());
+    })();
+    const hostileRun = await runConcurrent(4, 1, async () => {
+      await call("GET", hostile);
+    });
+    hostileDone = true;
+    await poll;
+    await admin.close();
+    healthAtRest.sort((a, b) => a - b);
+    healthUnder.sort((a, b) => a - b);
+
     const ms = (r: { latenciesMs: number[] }) =>
       `p50 ${fmt(percentile(r.latenciesMs, 50), 2)} ms, p99 ${fmt(percentile(r.latenciesMs, 99), 2)} ms`;
     console.log("");
@@ -214,6 +243,14 @@ async function main() {
       `PATCH add one member, ${USERS}-member group, concurrency ${CONCURRENCY}  ${ms(patchConc)} (includes row-lock waits)`,
     );
     console.log(`group now has ${members} members`);
+    console.log(
+      `hostile filter (7 × emails.value co, sortBy emails.value; ${USERS} users) ${ms(hostileRun)}; statement deadline 10000 ms`,
+    );
+    const h = (l: number[]) => `p50 ${fmt(percentile(l, 50), 2)} ms, p99 ${fmt(percentile(l, 99), 2)} ms`;
+    console.log(
+      `/healthz at rest                           ${h(healthAtRest)} (${healthAtRest.length} calls)`,
+    );
+    console.log(`/healthz while the hostile filter runs     ${h(healthUnder)} (${healthUnder.length} calls)`);
   } finally {
     await http.close();
     node.kill("SIGTERM");

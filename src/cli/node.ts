@@ -249,6 +249,7 @@ export async function startNode(
         maxResults: cfg.scim.maxResults,
         maxFilterLength: cfg.scim.maxFilterLength,
         maxPageBytes: cfg.scim.maxPageBytes,
+        maxFilterTerms: cfg.scim.maxFilterTerms,
       },
       passwordSync: cfg.scim.passwordSync,
       ...(cfg.scim.publicBaseUrl ? { publicBaseUrl: cfg.scim.publicBaseUrl } : {}),

@@ -47,6 +47,8 @@ export interface Config {
     maxFilterLength: number;
     /** A list page holds the resources that fit in this many bytes (at least one). */
     maxPageBytes: number;
+    /** Searches in multi-valued attributes (subqueries) one filter and sort may make. */
+    maxFilterTerms: number;
     /** Operations a /Bulk request may carry; 0 turns /Bulk off. */
     bulkMaxOperations: number;
     passwordSync: boolean;
@@ -587,6 +589,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
       maxResults: r.int("PROVISIOND_SCIM_MAX_RESULTS", 1000, 1, 10_000),
       maxFilterLength: r.int("PROVISIOND_SCIM_MAX_FILTER_LENGTH", 4096, 64, 65_536),
       maxPageBytes: r.int("PROVISIOND_SCIM_MAX_PAGE_BYTES", 8 * 1_048_576, 65_536, 256 * 1_048_576),
+      maxFilterTerms: r.int("PROVISIOND_SCIM_MAX_FILTER_TERMS", 8, 1, 1000),
       bulkMaxOperations: r.int("PROVISIOND_SCIM_BULK_MAX_OPERATIONS", 1000, 0, 10_000),
       passwordSync: r.bool("PROVISIOND_PASSWORD_SYNC", false),
       idempotencyRetentionHours: r.int("PROVISIOND_IDEMPOTENCY_RETENTION_HOURS", 168, 1, 24 * 366),

@@ -7,7 +7,7 @@ import { auditBase, changedAttributes, type ListResult, type RequestContext } fr
 import { badRequest, notFound, ScimError } from "./errors.js";
 import { matches } from "./filter-eval.js";
 import { type MemberOp, type MemberRef, readMembers, splitGroupPatch } from "./group-patch.js";
-import { fitPage, LIST_RESPONSE, type ListParams } from "./list.js";
+import { checkQueryCost, fitPage, LIST_RESPONSE, type ListParams } from "./list.js";
 import { applyPatch, readPatchBody } from "./patch.js";
 import { Projection } from "./projection.js";
 import { ifMatchHolds, render } from "./render.js";
@@ -112,6 +112,7 @@ export class GroupService {
     const projection = Projection.parse(this.rs, params.attributes, params.excludedAttributes);
     const where = params.filter ? compileGroupFilter(this.rs, params.filter) : { sql: "1=1", params: [] };
     const order = params.sortBy ? groupSortExpr(this.rs, params.sortBy) : undefined;
+    checkQueryCost([where, order], params.maxFilterTerms);
     return this.store.run(
       "groups.list",
       async (tx) => {

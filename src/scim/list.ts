@@ -16,12 +16,31 @@ export interface ListParams {
   excludedAttributes?: string[];
   /** A page holds as many resources as fit in this many bytes of JSON (at least one); see fitPage. */
   maxPageBytes?: number;
+  /** See checkQueryCost. */
+  maxFilterTerms?: number;
 }
 
 export interface ListLimits {
   maxResults: number;
   maxFilterLength: number;
   maxPageBytes?: number;
+  maxFilterTerms?: number;
+}
+
+/**
+ * Refuses a query whose filter and sort would run more than `max` subqueries per candidate row: each search in a
+ * multi-valued attribute (and a sort by one) is a correlated subquery, so their number, not the filter's length
+ * or depth, is what one request can make the database do. Counted on the compiled SQL, where every one of them is
+ * a SELECT, so no compiler path can be missed.
+ */
+export function checkQueryCost(parts: ({ sql: string } | undefined)[], max: number | undefined): void {
+  if (max === undefined) return;
+  const n = parts.reduce((sum, p) => sum + (p?.sql.match(/\bSELECT\b/g)?.length ?? 0), 0);
+  if (n > max)
+    throw badRequest(
+      "invalidFilter",
+      `the filter and sortBy search multi-valued attributes ${n} times; at most ${max} are allowed (PROVISIOND_SCIM_MAX_FILTER_TERMS)`,
+    );
 }
 
 /**
@@ -108,6 +127,7 @@ export function readListParams(
   };
   const out: ListParams = { startIndex: 1, count: limits.maxResults, descending: false };
   if (limits.maxPageBytes !== undefined) out.maxPageBytes = limits.maxPageBytes;
+  if (limits.maxFilterTerms !== undefined) out.maxFilterTerms = limits.maxFilterTerms;
   const filter = get("filter");
   if (filter !== undefined && filter !== "") {
     if (typeof filter !== "string") throw badRequest("invalidFilter", "'filter' must be a string");

@@ -8,7 +8,7 @@ import type { UserRecord } from "../store/users.js";
 import type { Resource } from "./attribute-path.js";
 import { auditBase, changedAttributes, type ListResult, type RequestContext } from "./context.js";
 import { badRequest, conflict, notFound, ScimError } from "./errors.js";
-import { fitPage, LIST_RESPONSE, type ListParams } from "./list.js";
+import { checkQueryCost, fitPage, LIST_RESPONSE, type ListParams } from "./list.js";
 import { hashPassword } from "./password.js";
 import { applyPatch, readPatchBody } from "./patch.js";
 import { Projection } from "./projection.js";
@@ -124,6 +124,7 @@ export class UserService {
     const projection = Projection.parse(this.rs, params.attributes, params.excludedAttributes);
     const where = params.filter ? compileUserFilter(this.rs, params.filter) : { sql: "1=1", params: [] };
     const order = params.sortBy ? userSortExpr(this.rs, params.sortBy) : undefined;
+    checkQueryCost([where, order], params.maxFilterTerms);
     return this.store.run(
       "users.list",
       async (tx) => {

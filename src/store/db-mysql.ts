@@ -5,7 +5,7 @@ import { UniqueViolation } from "./errors.js";
 export interface MysqlOptions {
   url: string;
   poolSize: number;
-  /** Per-statement timeout in ms, so a hung query cannot hold a transaction open forever. */
+  /** Per-statement timeout in ms, on the client and (see the session limits) on the server. */
   queryTimeoutMs: number;
   connectTimeoutMs: number;
   /**
@@ -38,6 +38,7 @@ function wrap(conn: PoolConnection, timeout: number): Queryable {
 export class MysqlDb implements Db {
   readonly dialect = "mysql" as const;
   private readonly pool: Pool;
+  private readonly sessionLimits: string[];
 
   constructor(private readonly opts: MysqlOptions) {
     this.pool = mysql.createPool({
@@ -52,16 +53,30 @@ export class MysqlDb implements Db {
       // Statements are prepared client-side with escaping done by mysql2 from bound values (`?`).
       namedPlaceholders: false,
     });
-    const idle = opts.idleTransactionTimeoutS;
-    if (idle !== undefined) {
-      // Queued on a new connection before anything else runs on it. MySQL answers "unknown variable": ignored.
-      this.pool.on("connection", (conn) => {
+    // Session limits, queued on each new connection before anything else runs on it. The server enforces them:
+    // mysql2's `timeout` only gives up waiting, while the statement goes on using the server (and its locks).
+    // MariaDB knows max_statement_time (seconds) and idle_transaction_timeout; MySQL knows max_execution_time
+    // (ms, SELECTs only). Each server answers "unknown variable" to the others' names: ignored.
+    this.sessionLimits = [
+      `SET SESSION max_statement_time = ${(opts.queryTimeoutMs / 1000).toFixed(3)}`,
+      `SET SESSION max_execution_time = ${Math.trunc(opts.queryTimeoutMs)}`,
+      ...(opts.idleTransactionTimeoutS !== undefined
+        ? [`SET SESSION idle_transaction_timeout = ${Math.trunc(opts.idleTransactionTimeoutS)}`]
+        : []),
+    ];
+    const session = this.sessionLimits;
+    this.pool.on("connection", (conn) => {
+      for (const sql of session)
         (conn as unknown as { query(sql: string, cb: (err: unknown) => void): void }).query(
-          `SET SESSION idle_transaction_timeout = ${Math.trunc(idle)}`,
+          sql,
           () => undefined,
         );
-      });
-    }
+    });
+  }
+
+  /** Runs the session statements on `conn`, each allowed to fail (see the constructor). */
+  private async setSession(conn: PoolConnection, statements: string[]): Promise<void> {
+    for (const sql of statements) await conn.query(sql).catch(() => undefined);
   }
 
   async transaction<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T> {
@@ -91,6 +106,8 @@ export class MysqlDb implements Db {
   async withMigrationLock<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
     // A named lock, so two nodes starting at once run each migration exactly once.
     const conn = await this.pool.getConnection();
+    // Waiting for the lock, and a migration itself (an index on a big table), may take longer than any request.
+    await this.setSession(conn, ["SET SESSION max_statement_time = 0", "SET SESSION max_execution_time = 0"]);
     try {
       const [rows] = await conn.query("SELECT GET_LOCK('provisiond_migrations', 120) AS got");
       if ((rows as { got: number }[])[0]?.got !== 1)
@@ -101,6 +118,7 @@ export class MysqlDb implements Db {
         await conn.query("SELECT RELEASE_LOCK('provisiond_migrations')");
       }
     } finally {
+      await this.setSession(conn, this.sessionLimits);
       conn.release();
     }
   }

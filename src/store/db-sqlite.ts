@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { checkDeadline, type Db, type Queryable, type RunResult, type TxOptions } from "./db.js";
 import { UniqueViolation } from "./errors.js";
+import { SqliteReader } from "./sqlite-reader.js";
 
 type Stmt = Database.Statement<unknown[]>;
 
@@ -53,14 +54,15 @@ function open(path: string, readonly: boolean): Database.Database {
 /**
  * better-sqlite3 is synchronous and one connection carries one transaction, so writing transactions are
  * serialized through a promise chain (SQLite has a single writer anyway). Read-only work goes to a second
- * connection, which WAL gives a consistent snapshot without waiting for the writer.
+ * connection, in a worker thread (src/store/sqlite-reader.ts), which WAL gives a consistent snapshot without
+ * waiting for the writer; a heavy read never stops the event loop.
  */
 export class SqliteDb implements Db {
   readonly dialect = "sqlite" as const;
   private readonly writer: Database.Database;
-  private readonly reader: Database.Database;
+  /** Undefined for an in-memory database, which only its own connection can see. */
+  private readonly reader: SqliteReader | undefined;
   private readonly w: Queryable;
-  private readonly r: Queryable;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(path: string) {
@@ -72,13 +74,12 @@ export class SqliteDb implements Db {
       chmodSync(path, 0o600);
     }
     this.writer = open(path, false);
-    this.reader = path === ":memory:" ? this.writer : open(path, true);
+    this.reader = path === ":memory:" ? undefined : new SqliteReader(path);
     this.w = wrap(this.writer);
-    this.r = wrap(this.reader);
   }
 
   transaction<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T> {
-    if (opts?.readOnly && this.reader !== this.writer) return this.readTx(fn);
+    if (opts?.readOnly && this.reader) return this.reader.transaction(fn, opts.deadline);
     const run = async (): Promise<T> => {
       this.writer.exec("BEGIN IMMEDIATE");
       try {
@@ -96,30 +97,18 @@ export class SqliteDb implements Db {
     return p;
   }
 
-  private async readTx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
-    // Read transactions on the reader connection may interleave across awaits; a shared
-    // snapshot is harmless for reads, so they are not serialized.
-    if (this.reader.inTransaction) return fn(this.r);
-    this.reader.exec("BEGIN");
-    try {
-      return await fn(this.r);
-    } finally {
-      if (this.reader.inTransaction) this.reader.exec("COMMIT");
-    }
-  }
-
   withMigrationLock<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
     // BEGIN IMMEDIATE takes SQLite's write lock, which serializes migrations across processes.
     return this.transaction(fn);
   }
 
   async ping(): Promise<void> {
-    this.reader.prepare("SELECT 1").get();
+    this.writer.prepare("SELECT 1").get();
   }
 
   async close(): Promise<void> {
     await this.chain;
-    if (this.reader !== this.writer) this.reader.close();
+    await this.reader?.close();
     this.writer.close();
   }
 }

@@ -7,9 +7,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { MariaDb } from "../support/mariadb.js";
 import { TestNode } from "../support/node.js";
+import { waitFor } from "../support/okta-sim.js";
 import { USER_SCHEMA } from "../support/schemas.js";
 
 const PASSWORD = "Correct-Horse-Battery-9";
+/** About a hundred seconds of CPU on MariaDB (its Sequence engine), far past the query timeout. */
+const BUSY = "SELECT SUM(a.seq * b.seq) AS s FROM seq_1_to_40000 a, seq_1_to_40000 b";
 
 for (const kind of ["sqlite", "mariadb"] as const) {
   describe(`values wider than their columns (${kind})`, () => {
@@ -29,6 +32,7 @@ for (const kind of ["sqlite", "mariadb"] as const) {
       node = await TestNode.start(maria ? await maria.createDatabase("limits") : undefined, {
         PROVISIOND_PASSWORD_SYNC: "true",
         PROVISIOND_SCIM_MAX_PAGE_BYTES: String(128 * 1024),
+        PROVISIOND_STORE_QUERY_TIMEOUT_MS: "500",
       });
     });
     after(async () => {
@@ -145,6 +149,62 @@ for (const kind of ["sqlite", "mariadb"] as const) {
         [0, 1, 2, 3, 4].map((i) => `page${i}@example.com`),
       );
     });
+
+    it("a filter may search multi-valued attributes at most 8 times, sortBy included", async () => {
+      const terms = (n: number) =>
+        Array.from({ length: n }, (_, i) => `emails.value eq "t${i}@example.com"`).join(" or ");
+      const list = (q: string) => node.request("GET", `/Users?${q}`);
+      assert.equal((await list(`filter=${encodeURIComponent(terms(8))}`)).status, 200);
+      for (const q of [
+        `filter=${encodeURIComponent(terms(9))}`,
+        `filter=${encodeURIComponent(terms(8))}&sortBy=emails.value`,
+      ]) {
+        const r = await list(q);
+        assert.equal(r.status, 400, q);
+        assert.equal(r.body.scimType, "invalidFilter");
+        assert.match(r.body.detail, /at most 8 are allowed \(PROVISIOND_SCIM_MAX_FILTER_TERMS\)/);
+      }
+      // Column-backed attributes cost nothing: the agent's lookups by externalId are long ORs of them.
+      const ids = Array.from({ length: 50 }, (_, i) => `externalId eq "x${i}"`).join(" or ");
+      assert.equal((await list(`filter=${encodeURIComponent(ids)}`)).status, 200);
+    });
+
+    if (kind === "sqlite")
+      it("answers /healthz while a heavy read runs", async () => {
+        let settled = false;
+        const heavy =
+          "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) SELECT COUNT(*) AS n FROM c";
+        const read = node.node.store.db
+          .transaction((q) => q.all(heavy), { readOnly: true })
+          .finally(() => {
+            settled = true;
+          });
+        assert.equal((await fetch(`${node.admin}/healthz`)).status, 200);
+        assert.equal(settled, false, "/healthz waited for the read");
+        await read;
+      });
+
+    if (kind === "mariadb")
+      it("a statement past the query timeout is stopped by the server, not only given up by the client", async () => {
+        // Every store session carries the limit, so the server itself ends a statement at the query timeout.
+        const [limit] = await node.node.store.db.transaction((q) =>
+          q.all<{ m: number }>("SELECT @@SESSION.max_statement_time AS m"),
+        );
+        assert.equal(Number(limit!.m), 0.5);
+        // The client gives up at its timeout; without that limit the statement would go on for minutes.
+        await assert.rejects(node.node.store.db.transaction((q) => q.all(BUSY)));
+        await waitFor("the server to have stopped the statement", async () => {
+          const c = await maria!.admin();
+          try {
+            const [rows] = await c.query(
+              "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SUM(a.seq%'",
+            );
+            return Number((rows as { n: number }[])[0]!.n) === 0;
+          } finally {
+            await c.end();
+          }
+        });
+      });
 
     it("never logs a password hash", async () => {
       assert.ok(!node.logs.join("").includes("scrypt$"), "a password hash reached the logs");

@@ -58,6 +58,10 @@ export class BatchConflict extends Error {
 function checkColumns(doc: Resource): void {
   if (String(doc.userName).length > MAX_KEY_LENGTH)
     throw badRequest("invalidValue", `userName is longer than ${MAX_KEY_LENGTH} characters`);
+  // MySQL's unique index ignores trailing spaces ("bob " clashes with "bob") and SQLite's does not: refused on
+  // both, so the two stores agree on which userNames exist.
+  if (/^\s|\s$/.test(String(doc.userName)))
+    throw badRequest("invalidValue", "userName may not begin or end with white space");
   if (typeof doc.externalId === "string" && doc.externalId.length > MAX_KEY_LENGTH) {
     throw badRequest("invalidValue", `externalId is longer than ${MAX_KEY_LENGTH} characters`);
   }

@@ -19,7 +19,16 @@ const SQL_OP: Record<string, string> = { eq: "=", gt: ">", ge: ">=", lt: "<", le
 
 function likePattern(op: CompareOp, v: string): string {
   const esc = v.replace(/[!%_]/g, "!$&");
-  return op === "co" ? `%${esc}%` : op === "sw" ? `${esc}%` : `%${esc}`;
+  return op === "co" ? `%${esc}%` : op === "sw" ? `${esc}%` : op === "ew" ? `%${esc}` : esc;
+}
+
+/**
+ * `=` on MySQL's PAD SPACE collations ignores trailing spaces ("bob" = "bob   "); LIKE does not, and neither
+ * does SQLite. A string `eq` therefore also says LIKE with no wildcards, so both stores find the same rows; the
+ * `=` keeps the index.
+ */
+function exactly(expr: string, v: string): Sql {
+  return { sql: `${expr} LIKE ? ESCAPE '!'`, params: [likePattern("eq", v)] };
 }
 
 /** One column compared the way the attribute's type demands. `folded` columns hold lowercased text. */
@@ -57,6 +66,7 @@ function compareColumn(col: ColumnSpec, cmp: Comparison, caseExactExpr?: string)
   if (op === "co" || op === "sw" || op === "ew")
     parts.push({ sql: `${col.expr} LIKE ? ESCAPE '!'`, params: [likePattern(op, v)] });
   else parts.push({ sql: `${col.expr} ${SQL_OP[op]} ?`, params: [v] });
+  if (op === "eq" && /\s$/.test(v)) parts.push(exactly(col.expr, v));
   if (caseExactExpr) {
     // The folded column finds candidates through its index; the exact one keeps the case-sensitive meaning.
     if (op === "co" || op === "sw" || op === "ew") {

@@ -206,6 +206,24 @@ for (const kind of ["sqlite", "mariadb"] as const) {
         });
       });
 
+    it("trailing spaces mean the same on both stores: a userName cannot end in one, and eq does not ignore them", async () => {
+      const padded = await node.request("POST", "/Users", user({ userName: "padded@example.com " }));
+      assert.equal(padded.status, 400);
+      assert.equal(padded.body.scimType, "invalidValue");
+      const made = await node.request(
+        "POST",
+        "/Users",
+        user({ userName: "padded@example.com", emails: [{ value: "padded@example.com" }] }),
+      );
+      assert.equal(made.status, 201);
+      const found = async (filter: string) =>
+        (await node.request("GET", `/Users?filter=${encodeURIComponent(filter)}`)).body.totalResults;
+      assert.equal(await found('userName eq "padded@example.com"'), 1);
+      assert.equal(await found('userName eq "padded@example.com   "'), 0);
+      assert.equal(await found('emails.value eq "padded@example.com  "'), 0);
+      assert.equal(await found('userName ne "padded@example.com "'), await found("userName pr"));
+    });
+
     it("never logs a password hash", async () => {
       assert.ok(!node.logs.join("").includes("scrypt$"), "a password hash reached the logs");
     });

@@ -1,14 +1,16 @@
 /** Authentication on every SCIM route, each credential mode, the generated token, log redaction, and TLS. */
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TLSSocket } from "node:tls";
 import { genCert } from "../../src/cli/gen-cert.js";
 import { TestNode, TOKEN } from "../support/node.js";
+import { waitFor } from "../support/okta-sim.js";
 import { USER_SCHEMA } from "../support/schemas.js";
 
 const ROUTES: [string, string][] = [
@@ -352,5 +354,36 @@ describe("slow and unauthenticated clients", () => {
   it("cuts off a client that trickles its headers", { timeout: 30_000 }, async () => {
     const got = await exchange("GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n");
     assert.match(got, /^HTTP\/1\.1 408 /);
+  });
+});
+
+describe("the connection cap", () => {
+  let node: TestNode;
+  before(async () => {
+    node = await TestNode.start(undefined, { PROVISIOND_SCIM_MAX_CONNECTIONS: "2" });
+  });
+  after(async () => node.stop());
+
+  it("refuses sockets beyond PROVISIOND_SCIM_MAX_CONNECTIONS, and serves again once they are gone", {
+    timeout: 30_000,
+  }, async () => {
+    const port = Number(new URL(node.base).port);
+    const open = () =>
+      new Promise<Socket>((resolve, reject) => {
+        const s = connect(port, "127.0.0.1", () => resolve(s));
+        s.on("error", reject);
+      });
+    const held = [await open(), await open()];
+    const extra = await open();
+    await once(extra, "close"); // the server hung up on the third at once
+    for (const s of held) s.destroy();
+    await Promise.all(held.map((s) => once(s, "close")));
+    // The server counts a socket gone when it has seen the close, which may come after ours.
+    await waitFor("the node to serve again", async () => {
+      const res = await fetch(`${node.base}/ServiceProviderConfig`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      }).catch(() => undefined);
+      return res?.status === 200;
+    });
   });
 });

@@ -232,6 +232,10 @@ export async function startNode(
       "no SCIM credential configured: a bearer token was generated; read it from the token file",
     );
   }
+  if (bearerTokens.includes(agentToken))
+    throw new Error(
+      "the agent credential equals a SCIM bearer token (a generated one?): delete the data dir's agent-token, or set PROVISIOND_SCIM_AGENT_TOKEN to a secret of its own",
+    );
   if (cfg.auth.disabled) {
     logger.warn(
       "SCIM AUTHENTICATION IS OFF (PROVISIOND_SCIM_AUTH=none): anyone who reaches this port can create, change and delete users",

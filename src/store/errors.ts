@@ -58,6 +58,8 @@ export function isTransient(err: unknown): boolean {
   const e = err as { code?: unknown; fatal?: unknown } | null;
   if (!e || typeof e !== "object") return false;
   if (e.fatal === true) return true;
+  // MariaDB's max_statement_time kill (errno 1969), which mysql2 has no code name for.
+  if ((e as { errno?: unknown }).errno === 1969) return true;
   if (typeof e.code !== "string") return false;
   return MYSQL_TRANSIENT.has(e.code) || SQLITE_TRANSIENT.test(e.code);
 }

@@ -66,7 +66,8 @@ function compareColumn(col: ColumnSpec, cmp: Comparison, caseExactExpr?: string)
   if (op === "co" || op === "sw" || op === "ew")
     parts.push({ sql: `${col.expr} LIKE ? ESCAPE '!'`, params: [likePattern(op, v)] });
   else parts.push({ sql: `${col.expr} ${SQL_OP[op]} ?`, params: [v] });
-  if (op === "eq" && /\s$/.test(v)) parts.push(exactly(col.expr, v));
+  // Both ways: a stored "abc " must not match eq "abc" on MySQL either (userName alone is refused with one).
+  if (op === "eq") parts.push(exactly(col.expr, v));
   if (caseExactExpr) {
     // The folded column finds candidates through its index; the exact one keeps the case-sensitive meaning.
     if (op === "co" || op === "sw" || op === "ew") {

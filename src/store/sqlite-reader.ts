@@ -108,8 +108,8 @@ export class SqliteReader {
       try {
         return await fn(q);
       } finally {
-        // A replaced thread took its transaction with it.
-        if (thread === this.thread) await statement("COMMIT").catch(() => undefined);
+        // A replaced thread took its transaction with it. COMMIT ends a read at once: no deadline on it.
+        if (thread === this.thread) await this.answer(thread, "COMMIT", [], undefined).catch(() => undefined);
       }
     };
     const p = this.chain.then(run, run);
@@ -125,6 +125,8 @@ export class SqliteReader {
     deadline: number | undefined,
   ): Promise<unknown[]> {
     if (thread !== this.thread) return Promise.reject(new DeadlineExceeded());
+    // Past its deadline while it queued: refused without touching a healthy thread.
+    if (deadline !== undefined && Date.now() >= deadline) return Promise.reject(new DeadlineExceeded());
     const rows = thread.query(sql, params);
     if (deadline === undefined) return rows;
     return new Promise((resolve, reject) => {

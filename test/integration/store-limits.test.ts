@@ -97,6 +97,28 @@ for (const kind of ["sqlite", "mariadb"] as const) {
       });
     }
 
+    it("in a /Bulk, a value too wide fails its own operation only", async () => {
+      const op = (bulkId: string, extra: Record<string, unknown>) => ({
+        method: "POST",
+        path: "/Users",
+        bulkId,
+        data: { schemas: [USER_SCHEMA], ...extra },
+      });
+      const r = await node.request("POST", "/Bulk", {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        Operations: [
+          op("ok1", { userName: "bulk-ok1@example.com" }),
+          op("wide", { userName: "bulk-wide@example.com", displayName: "w".repeat(2000) }),
+          op("ok2", { userName: "bulk-ok2@example.com" }),
+        ],
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+      assert.deepEqual(
+        r.body.Operations.map((o: { status: string }) => o.status),
+        ["201", "400", "201"],
+      );
+    });
+
     it("a value that fits to the character is kept (widths count code points, as MySQL's VARCHAR does)", async () => {
       const displayName = "😀".repeat(1024); // 2,048 UTF-16 units, 1,024 characters
       const r = await node.request("POST", "/Users", user({ userName: "fits@example.com", displayName }));

@@ -12,7 +12,7 @@
 import type { Request } from "express";
 import type { Logger } from "pino";
 import type { Metrics } from "../../observability/metrics.js";
-import { StoreUnavailable } from "../../store/errors.js";
+import { StoreUnavailable, ValueTooLarge } from "../../store/errors.js";
 import { FencingRejected, type StoredResponse, type WriteGuard } from "../../store/guards.js";
 import type { AppStore } from "../../store/index.js";
 import type { RequestContext } from "../context.js";
@@ -285,8 +285,9 @@ async function createBatch(
     for (const o of outcomes) if ("response" in o && o.replayed) d.metrics.idempotentReplays.inc();
     return outcomes;
   } catch (err) {
-    if (err instanceof BatchConflict) {
-      d.log.info({ reason: err.message }, "bulk batch falls back to one operation at a time");
+    // A value too wide for its column also ends the batch whole: one by one, only its own operation fails.
+    if (err instanceof BatchConflict || err instanceof ValueTooLarge) {
+      d.log.info({ reason: err.name }, "bulk batch falls back to one operation at a time");
       return undefined;
     }
     throw err;

@@ -235,7 +235,11 @@ for (const kind of ["sqlite", "mariadb"] as const) {
       const made = await node.request(
         "POST",
         "/Users",
-        user({ userName: "padded@example.com", emails: [{ value: "padded@example.com" }] }),
+        user({
+          userName: "padded@example.com",
+          externalId: "ext-pad ",
+          emails: [{ value: "padded@example.com" }],
+        }),
       );
       assert.equal(made.status, 201);
       const found = async (filter: string) =>
@@ -243,6 +247,8 @@ for (const kind of ["sqlite", "mariadb"] as const) {
       assert.equal(await found('userName eq "padded@example.com"'), 1);
       assert.equal(await found('userName eq "padded@example.com   "'), 0);
       assert.equal(await found('emails.value eq "padded@example.com  "'), 0);
+      assert.equal(await found('externalId eq "ext-pad"'), 0, "a stored trailing space counts too");
+      assert.equal(await found('externalId eq "ext-pad "'), 1);
       assert.equal(await found('userName ne "padded@example.com "'), await found("userName pr"));
     });
 

@@ -20,6 +20,11 @@ export const FENCING_HEADER = "x-provisiond-fencing-token";
 const SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error";
 /** Answers about the agent, not about the request's subject (see Blocked). */
 const AGENT_REFUSED = new Set([401, 403, 405, 407]);
+/** The connector has no such endpoint: a SCIM server that is not provisiond, or one without /Bulk. */
+function noSuchRoute(err: unknown): boolean {
+  return (err instanceof Refused || err instanceof Blocked) && (err.status === 404 || err.status === 405);
+}
+
 /** The connector's machine-readable answer to a stale token: `stale; current=<token>`. */
 export const FENCING_REFUSED_HEADER = "x-provisiond-fencing";
 
@@ -182,8 +187,7 @@ export class ScimClient {
       await this.request("POST", "/provisiond/fence", {});
       return true;
     } catch (err) {
-      if ((err instanceof Refused || err instanceof Blocked) && (err.status === 404 || err.status === 405))
-        return false;
+      if (noSuchRoute(err)) return false;
       throw err;
     }
   }
@@ -200,8 +204,7 @@ export class ScimClient {
       },
       (err) => {
         // A connector that will not say is one without /Bulk; anything transient is asked again next round.
-        if (err instanceof Refused || (err instanceof Blocked && (err.status === 404 || err.status === 405)))
-          return undefined;
+        if (err instanceof Refused || noSuchRoute(err)) return undefined;
         this.limits = undefined;
         throw err;
       },

@@ -3,7 +3,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { checkDeadline, type Db, type Queryable, type RunResult, type TxOptions } from "./db.js";
 import { UniqueViolation } from "./errors.js";
-import { SqliteReader } from "./sqlite-reader.js";
+import { SqliteReader, sqliteParams } from "./sqlite-reader.js";
 
 type Stmt = Database.Statement<unknown[]>;
 
@@ -18,14 +18,13 @@ function wrap(conn: Database.Database): Queryable {
     }
     return s;
   };
-  const bind = (params: readonly unknown[]) => params.map((p) => (typeof p === "boolean" ? (p ? 1 : 0) : p));
   return {
     async all<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-      return prepare(sql).all(...bind(params)) as T[];
+      return prepare(sql).all(...sqliteParams(params)) as T[];
     },
     async run(sql: string, params: readonly unknown[] = []): Promise<RunResult> {
       try {
-        const r = prepare(sql).run(...bind(params));
+        const r = prepare(sql).run(...sqliteParams(params));
         return { changes: r.changes, lastId: Number(r.lastInsertRowid) };
       } catch (err) {
         const e = err as { code?: string; message?: string };
@@ -38,16 +37,17 @@ function wrap(conn: Database.Database): Queryable {
   };
 }
 
-function open(path: string, readonly: boolean): Database.Database {
-  const conn = new Database(path, readonly ? { readonly: true, fileMustExist: true } : {});
-  conn.pragma("busy_timeout = 5000");
-  if (!readonly) {
-    conn.pragma("journal_mode = WAL");
-    conn.pragma("synchronous = NORMAL");
-  }
-  conn.pragma("foreign_keys = ON");
-  // LIKE must be case-sensitive: case-insensitive matching goes through the lowercased *_ci columns.
-  conn.pragma("case_sensitive_like = ON");
+/**
+ * What every connection runs, the reader thread's too. LIKE must be case-sensitive: case-insensitive matching
+ * goes through the lowercased *_ci columns.
+ */
+const CONNECTION_PRAGMAS = ["busy_timeout = 5000", "foreign_keys = ON", "case_sensitive_like = ON"];
+
+function openWriter(path: string): Database.Database {
+  const conn = new Database(path);
+  for (const p of CONNECTION_PRAGMAS) conn.pragma(p);
+  conn.pragma("journal_mode = WAL");
+  conn.pragma("synchronous = NORMAL");
   return conn;
 }
 
@@ -73,8 +73,8 @@ export class SqliteDb implements Db {
       closeSync(openSync(path, "a", 0o600));
       chmodSync(path, 0o600);
     }
-    this.writer = open(path, false);
-    this.reader = path === ":memory:" ? undefined : new SqliteReader(path);
+    this.writer = openWriter(path);
+    this.reader = path === ":memory:" ? undefined : new SqliteReader(path, CONNECTION_PRAGMAS);
     this.w = wrap(this.writer);
   }
 

@@ -17,8 +17,7 @@ const WORKER_CODE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
 const db = new Database(workerData.path, { readonly: true, fileMustExist: true });
-db.pragma("busy_timeout = 5000");
-db.pragma("case_sensitive_like = ON");
+for (const p of workerData.pragmas) db.pragma(p);
 const cache = new Map();
 parentPort.on("message", ({ id, sql, params }) => {
   try {
@@ -38,6 +37,11 @@ parentPort.on("message", ({ id, sql, params }) => {
 
 const driver = createRequire(import.meta.url).resolve("better-sqlite3");
 
+/** better-sqlite3 binds no booleans: SQLite stores them as 0 and 1. */
+export function sqliteParams(params: readonly unknown[]): unknown[] {
+  return params.map((p) => (typeof p === "boolean" ? (p ? 1 : 0) : p));
+}
+
 interface Pending {
   resolve: (rows: unknown[]) => void;
   reject: (err: unknown) => void;
@@ -48,8 +52,8 @@ class ReaderThread {
   private next = 0;
   private readonly pending = new Map<number, Pending>();
 
-  constructor(path: string) {
-    this.worker = new Worker(WORKER_CODE, { eval: true, workerData: { driver, path } });
+  constructor(path: string, pragmas: readonly string[]) {
+    this.worker = new Worker(WORKER_CODE, { eval: true, workerData: { driver, path, pragmas } });
     this.worker.unref();
     this.worker.on(
       "message",
@@ -84,20 +88,19 @@ export class SqliteReader {
   /** One read transaction at a time: its statements share the worker connection's snapshot. */
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly path: string) {
-    this.thread = new ReaderThread(path);
+  /** `pragmas`: the ones every connection of the store runs (src/store/db-sqlite.ts). */
+  constructor(
+    private readonly path: string,
+    private readonly pragmas: readonly string[],
+  ) {
+    this.thread = new ReaderThread(path, pragmas);
   }
 
   transaction<T>(fn: (q: Queryable) => Promise<T>, deadline: number | undefined): Promise<T> {
     const run = async (): Promise<T> => {
       const thread = this.thread;
       const statement = (sql: string, params: readonly unknown[] = []) =>
-        this.answer(
-          thread,
-          sql,
-          params.map((p) => (typeof p === "boolean" ? (p ? 1 : 0) : p)),
-          deadline,
-        );
+        this.answer(thread, sql, sqliteParams(params), deadline);
       const q: Queryable = {
         all: async <R>(sql: string, params?: readonly unknown[]) => (await statement(sql, params)) as R[],
         run: async (): Promise<RunResult> => {
@@ -133,7 +136,7 @@ export class SqliteReader {
       const timer = setTimeout(
         () => {
           if (thread === this.thread) {
-            this.thread = new ReaderThread(this.path);
+            this.thread = new ReaderThread(this.path, this.pragmas);
             void thread.worker.terminate();
           }
           reject(new DeadlineExceeded());

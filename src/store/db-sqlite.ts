@@ -41,7 +41,7 @@ function wrap(conn: Database.Database): Queryable {
  * What every connection runs, the reader thread's too. LIKE must be case-sensitive: case-insensitive matching
  * goes through the lowercased *_ci columns.
  */
-const CONNECTION_PRAGMAS = ["busy_timeout = 5000", "foreign_keys = ON", "case_sensitive_like = ON"];
+export const CONNECTION_PRAGMAS = ["busy_timeout = 5000", "foreign_keys = ON", "case_sensitive_like = ON"];
 
 function openWriter(path: string): Database.Database {
   const conn = new Database(path);

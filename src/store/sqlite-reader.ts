@@ -3,11 +3,14 @@
  * that calls it; on the main thread one heavy read (a hostile filter, a sort over many users) would stop
  * everything else, `/healthz` included, for as long as it runs. Here the main thread only waits for an answer.
  *
- * A statement that outlives its transaction's deadline is answered DeadlineExceeded at the deadline, and its
- * worker is replaced at once, so later reads do not queue behind it. better-sqlite3 offers no sqlite3_interrupt,
- * so the replaced worker finishes that statement before it exits: its cost is bounded by the query-cost cap
- * (src/scim/list.ts), not cut short. The worker's code is plain JavaScript in a string, so it runs the same from
- * the TypeScript sources and from the build.
+ * A few threads serve reads side by side, so one slow read does not hold up the others. A statement that
+ * outlives its transaction's deadline is answered DeadlineExceeded at the deadline, and its thread is replaced
+ * at once, so later reads do not queue behind it. better-sqlite3 offers no sqlite3_interrupt, so a replaced
+ * thread finishes that statement before it exits: its cost is bounded by the query-cost cap (src/scim/list.ts),
+ * not cut short. At most MAX_RETIRING replaced threads may be finishing at a time; beyond that a late thread is
+ * kept, and reads behind it wait and meet their own deadlines, so a flood of hostile reads costs a bounded number
+ * of threads. The worker's code is plain JavaScript in a string, so it runs the same from the TypeScript sources
+ * and from the build.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -67,7 +70,13 @@ class ReaderThread {
     );
     this.worker.on("error", (err) => this.failAll(err));
     this.worker.on("exit", () => this.failAll(new Error("the SQLite reader thread exited")));
+    this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
   }
+
+  readonly exited: Promise<void>;
+
+  /** Still running a statement whose deadline passed, kept because the retiring cap was reached. */
+  overdue = false;
 
   query(sql: string, params: readonly unknown[]): Promise<unknown[]> {
     const id = this.next++;
@@ -83,51 +92,84 @@ class ReaderThread {
   }
 }
 
+/** One reader thread and the read transactions queued on it, one at a time (they share its snapshot). */
+interface Slot {
+  thread: ReaderThread;
+  chain: Promise<unknown>;
+  queued: number;
+}
+
+export interface ReaderOptions {
+  /** Threads serving reads side by side. */
+  threads?: number;
+  /** Replaced threads that may still be finishing a statement at once. */
+  maxRetiring?: number;
+}
+
 export class SqliteReader {
-  private thread: ReaderThread;
-  /** One read transaction at a time: its statements share the worker connection's snapshot. */
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly slots: Slot[];
+  private retiring = 0;
+  private readonly maxRetiring: number;
 
   /** `pragmas`: the ones every connection of the store runs (src/store/db-sqlite.ts). */
   constructor(
     private readonly path: string,
     private readonly pragmas: readonly string[],
+    opts: ReaderOptions = {},
   ) {
-    this.thread = new ReaderThread(path, pragmas);
+    this.maxRetiring = opts.maxRetiring ?? 4;
+    this.slots = Array.from({ length: Math.max(1, opts.threads ?? 2) }, () => ({
+      thread: new ReaderThread(path, pragmas),
+      chain: Promise.resolve(),
+      queued: 0,
+    }));
+  }
+
+  /** Replaced threads still finishing their statement. */
+  get retiringThreads(): number {
+    return this.retiring;
   }
 
   transaction<T>(fn: (q: Queryable) => Promise<T>, deadline: number | undefined): Promise<T> {
+    // The least queued thread, and one kept busy past a deadline only when every thread is.
+    const load = (x: Slot) => x.queued + (x.thread.overdue ? this.slots.length * 1000 : 0);
+    const slot = this.slots.reduce((a, b) => (load(b) < load(a) ? b : a));
     const run = async (): Promise<T> => {
-      const thread = this.thread;
+      const thread = slot.thread;
       const statement = (sql: string, params: readonly unknown[] = []) =>
-        this.answer(thread, sql, sqliteParams(params), deadline);
+        this.answer(slot, thread, sql, sqliteParams(params), deadline);
       const q: Queryable = {
         all: async <R>(sql: string, params?: readonly unknown[]) => (await statement(sql, params)) as R[],
         run: async (): Promise<RunResult> => {
           throw new Error("a read-only transaction cannot write");
         },
       };
-      await statement("BEGIN");
       try {
+        // Inside the try: a BEGIN that met its deadline still reaches the thread, and the COMMIT must follow it.
+        await statement("BEGIN");
         return await fn(q);
       } finally {
-        // A replaced thread took its transaction with it. COMMIT ends a read at once: no deadline on it.
-        if (thread === this.thread) await this.answer(thread, "COMMIT", [], undefined).catch(() => undefined);
+        // A replaced thread took its transaction with it. COMMIT is not awaited: the thread runs it before the
+        // next transaction's BEGIN anyway, and a thread kept busy past a deadline (see replace) must not hold
+        // the queue behind it; each read behind it waits at most until its own deadline.
+        if (thread === slot.thread) thread.query("COMMIT", []).catch(() => undefined);
       }
     };
-    const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
+    slot.queued++;
+    const p = slot.chain.then(run, run).finally(() => slot.queued--);
+    slot.chain = p.catch(() => undefined);
     return p;
   }
 
   /** A statement's rows, or DeadlineExceeded at the deadline, after which that thread is replaced. */
   private answer(
+    slot: Slot,
     thread: ReaderThread,
     sql: string,
     params: readonly unknown[],
     deadline: number | undefined,
   ): Promise<unknown[]> {
-    if (thread !== this.thread) return Promise.reject(new DeadlineExceeded());
+    if (thread !== slot.thread) return Promise.reject(new DeadlineExceeded());
     // Past its deadline while it queued: refused without touching a healthy thread.
     if (deadline !== undefined && Date.now() >= deadline) return Promise.reject(new DeadlineExceeded());
     const rows = thread.query(sql, params);
@@ -135,9 +177,9 @@ export class SqliteReader {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => {
-          if (thread === this.thread) {
-            this.thread = new ReaderThread(this.path, this.pragmas);
-            void thread.worker.terminate();
+          if (!this.replace(slot, thread) && thread === slot.thread) {
+            thread.overdue = true;
+            void rows.catch(() => undefined).finally(() => (thread.overdue = false));
           }
           reject(new DeadlineExceeded());
         },
@@ -156,8 +198,18 @@ export class SqliteReader {
     });
   }
 
+  /** Whether `thread` was replaced: not when it already was, nor when MAX_RETIRING threads are finishing. */
+  private replace(slot: Slot, thread: ReaderThread): boolean {
+    if (thread !== slot.thread || this.retiring >= this.maxRetiring) return false;
+    slot.thread = new ReaderThread(this.path, this.pragmas);
+    this.retiring++;
+    void thread.exited.then(() => this.retiring--);
+    void thread.worker.terminate();
+    return true;
+  }
+
   async close(): Promise<void> {
-    await this.chain;
-    await this.thread.worker.terminate();
+    await Promise.all(this.slots.map((s) => s.chain));
+    await Promise.all(this.slots.map((s) => s.thread.worker.terminate()));
   }
 }

@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { DeadlineExceeded } from "../../src/store/db.js";
-import { SqliteDb } from "../../src/store/db-sqlite.js";
+import { CONNECTION_PRAGMAS, SqliteDb } from "../../src/store/db-sqlite.js";
+import { SqliteReader } from "../../src/store/sqlite-reader.js";
 
 /** A read that keeps SQLite busy for a second or more. */
 const HEAVY =
@@ -52,5 +53,43 @@ describe("SQLite reads in a worker thread", () => {
       readOnly: true,
     });
     assert.deepEqual(rows, [{ v: 7 }, { v: 8 }]);
+  });
+
+  it("answers a quick read while a heavy one is still running on another thread", async () => {
+    const done: string[] = [];
+    const heavy = db.transaction((q) => q.all(HEAVY), { readOnly: true }).then(() => done.push("heavy"));
+    const quick = db
+      .transaction((q) => q.all("SELECT v FROM t"), { readOnly: true })
+      .then(() => done.push("quick"));
+    await Promise.all([heavy, quick]);
+    assert.deepEqual(done, ["quick", "heavy"]);
+  });
+
+  it("replaces at most maxRetiring threads that are still finishing a statement", async () => {
+    const reader = new SqliteReader(join(dir, "r.db"), CONNECTION_PRAGMAS, { threads: 1, maxRetiring: 1 });
+    try {
+      const ready = () => reader.transaction((q) => q.all("SELECT 1"), undefined);
+      const late = () => reader.transaction((q) => q.all(HEAVY), Date.now() + 20);
+      // Each heavy read starts on a thread that is up, so it is inside SQLite when its deadline comes.
+      await ready();
+      await assert.rejects(late(), DeadlineExceeded);
+      assert.equal(reader.retiringThreads, 1);
+      await ready();
+      // The cap is reached: this thread is kept, not replaced, and a read behind it meets its own deadline.
+      await assert.rejects(late(), DeadlineExceeded);
+      assert.equal(reader.retiringThreads, 1);
+      await assert.rejects(
+        reader.transaction((q) => q.all("SELECT v FROM t"), Date.now() + 20),
+        DeadlineExceeded,
+      );
+      // Once the kept thread is through, reads go on.
+      const rows = await reader.transaction(
+        (q) => q.all<{ v: number }>("SELECT v FROM t LIMIT 1"),
+        undefined,
+      );
+      assert.deepEqual(rows, [{ v: 7 }]);
+    } finally {
+      await reader.close();
+    }
   });
 });

@@ -160,7 +160,8 @@ export const MIGRATIONS: Migration[] = [
           ["id INTEGER NOT NULL PRIMARY KEY", "token BIGINT NOT NULL", "updated_at CHAR(24) NOT NULL"],
           [],
         ),
-        `INSERT INTO provisiond_fencing (id, token, updated_at) VALUES (1, 0, '${new Date(0).toISOString()}')`,
+        // IGNORE: a retry of this migration after a crash must not fail on, nor reset, a token already raised.
+        `${d === "mysql" ? "INSERT IGNORE" : "INSERT OR IGNORE"} INTO provisiond_fencing (id, token, updated_at) VALUES (1, 0, '${new Date(0).toISOString()}')`,
         ...table(
           d,
           "provisiond_idempotency",
@@ -204,6 +205,22 @@ async function ensureLedger(q: Queryable): Promise<void> {
   );
 }
 
+/**
+ * MySQL's refusals of a table, column or index that already exists. Under the migration lock, one with the name
+ * a pending migration creates can only be that migration's own work, from a run killed before its ledger row:
+ * the retry passes over it. (MySQL 8 has no IF NOT EXISTS for indexes and columns; MariaDB has, MySQL not.)
+ */
+const ALREADY_APPLIED = new Set(["ER_TABLE_EXISTS_ERROR", "ER_DUP_FIELDNAME", "ER_DUP_KEYNAME"]);
+
+async function runStep(db: Db, q: Queryable, sql: string): Promise<void> {
+  try {
+    await q.run(sql);
+  } catch (err) {
+    if (db.dialect === "mysql" && ALREADY_APPLIED.has(String((err as { code?: unknown }).code))) return;
+    throw err;
+  }
+}
+
 /** Applies pending migrations; returns the versions applied by this call. */
 export async function migrate(
   db: Db,
@@ -220,8 +237,8 @@ export async function migrate(
     for (const m of MIGRATIONS) {
       if (done.has(m.version)) continue;
       // MySQL commits DDL implicitly, so each statement stands alone; the ledger row comes last so a
-      // half-applied migration is retried rather than skipped (each CREATE is guarded by the ledger).
-      for (const sql of m.up(db.dialect)) await q.run(sql);
+      // half-applied migration is retried rather than skipped. On SQLite a migration is one transaction.
+      for (const sql of m.up(db.dialect)) await runStep(db, q, sql);
       await q.run("INSERT INTO provisiond_migrations (version, name, applied_at) VALUES (?, ?, ?)", [
         m.version,
         m.name,

@@ -91,6 +91,56 @@ describe("app store on MariaDB", () => {
     await Promise.all(stores.map((s) => s.close()));
   });
 
+  it("finishes a migration that a crash cut off between two of its statements", async () => {
+    const url = await maria.createDatabase("migrate_cut");
+    const open = () =>
+      AppStore.open(
+        {
+          url,
+          mysqlPoolSize: 2,
+          queryTimeoutMs: 10_000,
+          breaker: {
+            timeoutMs: 10_000,
+            errorThresholdPercentage: 50,
+            volumeThreshold: 5,
+            resetTimeoutMs: 1000,
+            rollingWindowMs: 10_000,
+          },
+          customColumns: [],
+        },
+        propertySchema,
+        new Metrics("m"),
+      );
+    const first = await open();
+    // As a node killed inside migrations 2 and 4 leaves it: their first statements applied (MySQL commits DDL
+    // at once), the rest and the ledger rows not.
+    await first.db.transaction(async (q) => {
+      await q.run("DROP INDEX ix_user_attrs_owner_num ON scim_user_attrs");
+      await q.run("DROP INDEX ix_audit_idempotency ON scim_audit");
+      await q.run("ALTER TABLE scim_audit DROP COLUMN idempotency_key");
+      await q.run("DELETE FROM provisiond_migrations WHERE version IN (2, 3, 4)");
+    });
+    await first.close();
+    const again = await open();
+    const indexes = await again.db.transaction((q) =>
+      q.all<{ n: string }>(
+        "SELECT DISTINCT INDEX_NAME AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME IN ('ix_user_attrs_owner_ci', 'ix_user_attrs_owner_num', 'ix_audit_idempotency') ORDER BY n",
+      ),
+    );
+    assert.deepEqual(
+      indexes.map((r) => r.n),
+      ["ix_audit_idempotency", "ix_user_attrs_owner_ci", "ix_user_attrs_owner_num"],
+    );
+    const ledger = await again.db.transaction((q) =>
+      q.all<{ version: number }>("SELECT version FROM provisiond_migrations ORDER BY version"),
+    );
+    assert.deepEqual(
+      ledger.map((r) => Number(r.version)),
+      MIGRATIONS.map((m) => m.version),
+    );
+    await again.close();
+  });
+
   it("adding or removing one member of a big group writes one membership row", async () => {
     const node = await TestNode.start(await maria.createDatabase("members"));
     try {

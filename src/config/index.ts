@@ -169,6 +169,12 @@ function agentConfig(r: Reader): AgentConfig {
       "PROVISIOND_AGENT_SCIM_TOKEN",
       "is for a connector elsewhere (with PROVISIOND_AGENT_SCIM_URL); this node's agent already holds its own connector's agent credential (PROVISIOND_SCIM_AGENT_TOKEN)",
     );
+  // Without one the agent would send its own connector's credential to another server.
+  if (scimUrl !== undefined && !scimToken)
+    throw new ConfigError(
+      "PROVISIOND_AGENT_SCIM_TOKEN",
+      "is required with PROVISIOND_AGENT_SCIM_URL: the agent credential of that connector (its PROVISIOND_SCIM_AGENT_TOKEN)",
+    );
   if (scimToken) cfg.scimToken = scimToken;
   const ca = r.raw("PROVISIOND_AGENT_SCIM_CA_FILE");
   if (ca) cfg.scimCaFile = ca;

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import { metricValue } from "../support/metrics.js";
-import { TestNode, TOKEN } from "../support/node.js";
+import { AGENT_TOKEN, TestNode, TOKEN } from "../support/node.js";
 import { SimHandle, waitConverged, waitFor } from "../support/okta-sim.js";
 import { USER_SCHEMA } from "../support/schemas.js";
 import { createsUser, ScimProxy } from "../support/scim-proxy.js";
@@ -27,7 +27,12 @@ describe("agent failures (standalone)", () => {
     if (viaProxy) proxy = await ScimProxy.start();
     node = await TestNode.start(
       undefined,
-      sim.agentEnv({ ...(proxy ? { PROVISIOND_AGENT_SCIM_URL: `${proxy.url}/scim/v2` } : {}), ...env }),
+      sim.agentEnv({
+        ...(proxy
+          ? { PROVISIOND_AGENT_SCIM_URL: `${proxy.url}/scim/v2`, PROVISIOND_AGENT_SCIM_TOKEN: AGENT_TOKEN }
+          : {}),
+        ...env,
+      }),
     );
     proxy?.setUpstream(node.base);
   }

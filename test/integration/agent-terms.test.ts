@@ -11,7 +11,7 @@ import { EtcdCluster } from "../support/etcd.js";
 import { assertHistory, type Query } from "../support/history.js";
 import { MariaDb } from "../support/mariadb.js";
 import { metricValue } from "../support/metrics.js";
-import { TestNode, TOKEN } from "../support/node.js";
+import { AGENT_TOKEN, TestNode, TOKEN } from "../support/node.js";
 import { SimHandle, waitConverged, waitFor } from "../support/okta-sim.js";
 import { USER_SCHEMA } from "../support/schemas.js";
 import { createsUser, ScimProxy } from "../support/scim-proxy.js";
@@ -60,7 +60,9 @@ describe("one term, one writer (etcd + MariaDB)", () => {
         PROVISIOND_CLUSTER: cluster,
         PROVISIOND_LEASE_TTL_MS: String(TTL),
         PROVISIOND_AGENT_BULK_OPERATIONS: "0",
-        ...(proxy ? { PROVISIOND_AGENT_SCIM_URL: `${proxy.url}/scim/v2` } : {}),
+        ...(proxy
+          ? { PROVISIOND_AGENT_SCIM_URL: `${proxy.url}/scim/v2`, PROVISIOND_AGENT_SCIM_TOKEN: AGENT_TOKEN }
+          : {}),
         ...env,
       }),
     );

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EtcdCluster } from "./etcd.js";
 import { freePort, MariaDb } from "./mariadb.js";
-import { TOKEN } from "./node.js";
+import { AGENT_TOKEN, TOKEN } from "./node.js";
 import { SimHandle } from "./okta-sim.js";
 import { running } from "./process.js";
 import { ScimProxy } from "./scim-proxy.js";
@@ -99,7 +99,14 @@ export class Cluster {
           PROVISIOND_SCIM_HOST: "127.0.0.1",
           PROVISIOND_ADMIN_HOST: "127.0.0.1",
           PROVISIOND_DATA_DIR: n.dataDir,
-          ...(n.proxy ? { PROVISIOND_AGENT_SCIM_URL: `${n.proxy.url}/scim/v2` } : {}),
+          // Through a proxy to its own connector, the agent needs that connector's credential named.
+          PROVISIOND_SCIM_AGENT_TOKEN: AGENT_TOKEN,
+          ...(n.proxy
+            ? {
+                PROVISIOND_AGENT_SCIM_URL: `${n.proxy.url}/scim/v2`,
+                PROVISIOND_AGENT_SCIM_TOKEN: AGENT_TOKEN,
+              }
+            : {}),
         },
         stdio: ["ignore", "pipe", "pipe"],
       },

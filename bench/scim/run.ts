@@ -14,12 +14,13 @@ import { join } from "node:path";
 import mysql from "mysql2/promise";
 import { Pool } from "undici";
 import { Metrics } from "../../src/observability/metrics.js";
+import { hashPassword } from "../../src/scim/password.js";
 import { normalizeBody } from "../../src/scim/resource.js";
 import { enterpriseUserSchema, ResourceSchema, userSchema } from "../../src/scim/schema.js";
 import { AppStore } from "../../src/store/index.js";
 import { freePort, MariaDb } from "../../test/support/mariadb.js";
 import { ROOT } from "../../test/support/vectors.js";
-import { fmt, percentile, runConcurrent } from "../lib.js";
+import { fmt, percentile, type RunResult, runConcurrent } from "../lib.js";
 
 const USERS = Number(process.env.BENCH_USERS ?? 100_000);
 const WRITES = Number(process.env.BENCH_WRITES ?? 4000);
@@ -48,6 +49,7 @@ async function startNode(
   port: number,
   adminPort: number,
   dataDir: string,
+  env: Record<string, string> = {},
 ): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "node"], {
     cwd: ROOT,
@@ -61,6 +63,7 @@ async function startNode(
       PROVISIOND_DATA_DIR: dataDir,
       PROVISIOND_LOG_LEVEL: "warn",
       PROVISIOND_STORE_POOL_SIZE: String(CONCURRENCY),
+      ...env,
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -75,18 +78,16 @@ async function startNode(
   return child;
 }
 
-async function main() {
-  const dataDir = mkdtempSync(join(tmpdir(), "provisiond-bench-"));
-  console.log(
-    `bench/scim: MariaDB (durable defaults), concurrency ${CONCURRENCY}, ${WRITES} writes, ${USERS} users loaded`,
-  );
-  const maria = await MariaDb.start();
-  const url = await maria.createDatabase("bench");
-  const port = await freePort();
-  const adminPort = await freePort();
-  const node = await startNode(url, port, adminPort, dataDir);
+type Call = (
+  method: "GET" | "POST" | "PATCH",
+  path: string,
+  body?: unknown,
+  expect?: number,
+) => Promise<string>;
+
+function client(port: number): { call: Call; close: () => Promise<void> } {
   const http = new Pool(`http://127.0.0.1:${port}`, { connections: CONCURRENCY, pipelining: 1 });
-  const call = async (method: "GET" | "POST" | "PATCH", path: string, body?: unknown, expect = 200) => {
+  const call: Call = async (method, path, body, expect = 200) => {
     const res = await http.request({
       method,
       path,
@@ -98,6 +99,137 @@ async function main() {
       throw new Error(`${method} ${path} → ${res.statusCode}: ${text.slice(0, 200)}`);
     return text;
   };
+  return { call, close: () => http.close() };
+}
+
+/** Inserts `count` users through the store's own code path, 1,000 to a transaction; returns their ids. */
+async function loadUsers(store: AppStore, from: number, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let start = from; start < from + count; start += 1000) {
+    await store.run("load", async (tx) => {
+      for (let i = start; i < Math.min(start + 1000, from + count); i++) {
+        const id = randomUUID();
+        ids.push(id);
+        await tx.users.insert({
+          id,
+          doc: normalizeBody(userRs, oktaUser(`user${i}@example.com`), { create: false }).resource,
+          now: new Date().toISOString(),
+        });
+      }
+    });
+  }
+  return ids;
+}
+
+function openStore(url: string): Promise<AppStore> {
+  return AppStore.open(
+    {
+      url,
+      mysqlPoolSize: 2,
+      queryTimeoutMs: 600_000,
+      breaker: {
+        timeoutMs: 600_000,
+        errorThresholdPercentage: 50,
+        volumeThreshold: 1000,
+        resetTimeoutMs: 1000,
+        rollingWindowMs: 10_000,
+      },
+      customColumns: [],
+    },
+    userRs,
+    new Metrics("bench-loader"),
+  );
+}
+
+interface Hostile {
+  run: RunResult;
+  atRest: number[];
+  under: number[];
+}
+
+/**
+ * The worst filter the cost cap lets through (PROVISIOND_SCIM_MAX_FILTER_TERMS, 8: seven substring searches in
+ * emails and a sort by them), four times in a row, against /healthz polled meanwhile and at rest.
+ */
+async function hostileCase(call: Call, adminPort: number): Promise<Hostile> {
+  const hostile = `/scim/v2/Users?filter=${encodeURIComponent(
+    Array.from({ length: 7 }, (_, i) => `emails.value co "zz${i}"`).join(" or "),
+  )}&sortBy=emails.value&count=100`;
+  const admin = new Pool(`http://127.0.0.1:${adminPort}`, { connections: 1 });
+  const healthz = async () => {
+    const t = performance.now();
+    const res = await admin.request({ method: "GET", path: "/healthz" });
+    await res.body.text();
+    return performance.now() - t;
+  };
+  const atRest: number[] = [];
+  for (let i = 0; i < 50; i++) atRest.push(await healthz());
+  const under: number[] = [];
+  let done = false;
+  const poll = (async () => {
+    while (!done) under.push(await healthz());
+  })();
+  const run = await runConcurrent(4, 1, async () => {
+    await call("GET", hostile);
+  });
+  done = true;
+  await poll;
+  await admin.close();
+  atRest.sort((a, b) => a - b);
+  under.sort((a, b) => a - b);
+  return { run, atRest, under };
+}
+
+const ms = (l: number[]) => `p50 ${fmt(percentile(l, 50), 2)} ms, p99 ${fmt(percentile(l, 99), 2)} ms`;
+
+function printHostile(store: string, h: Hostile): void {
+  console.log(
+    `hostile filter on ${store} (7 × emails.value co, sortBy emails.value; ${USERS} users) ${ms(h.run.latenciesMs)}; statement deadline 10000 ms`,
+  );
+  console.log(`/healthz at rest                           ${ms(h.atRest)} (${h.atRest.length} calls)`);
+  console.log(`/healthz while the hostile filter runs     ${ms(h.under)} (${h.under.length} calls)`);
+}
+
+/** The hostile-filter case on the embedded store: reads in worker threads, so /healthz must not wait on them. */
+async function sqliteHostile(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "provisiond-bench-sqlite-"));
+  const url = `sqlite:${join(dir, "provisiond.db")}`;
+  try {
+    const store = await openStore(url);
+    const loadStart = Date.now();
+    await loadUsers(store, 0, USERS);
+    await store.close();
+    const loadSeconds = (Date.now() - loadStart) / 1000;
+    const port = await freePort();
+    const adminPort = await freePort();
+    const node = await startNode(url, port, adminPort, dir);
+    const { call, close } = client(port);
+    try {
+      const h = await hostileCase(call, adminPort);
+      console.log("");
+      console.log(`SQLite: loaded ${USERS} users in ${fmt(loadSeconds)} s`);
+      printHostile("SQLite", h);
+    } finally {
+      await close();
+      node.kill("SIGTERM");
+      await new Promise((r) => node.once("exit", r));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), "provisiond-bench-"));
+  console.log(
+    `bench/scim: MariaDB (durable defaults), concurrency ${CONCURRENCY}, ${WRITES} writes, ${USERS} users loaded`,
+  );
+  const maria = await MariaDb.start();
+  const url = await maria.createDatabase("bench");
+  const port = await freePort();
+  const adminPort = await freePort();
+  const node = await startNode(url, port, adminPort, dataDir, { PROVISIOND_PASSWORD_SYNC: "true" });
+  const { call, close } = client(port);
 
   try {
     // 1. POST /Users vs raw INSERT, same server, same concurrency.
@@ -123,40 +255,10 @@ async function main() {
     await raw.end();
 
     // 2. Load users (through the store's own code path, in big transactions) and a 100,000-member group.
-    const metrics = new Metrics("bench-loader");
-    const store = await AppStore.open(
-      {
-        url,
-        mysqlPoolSize: 2,
-        queryTimeoutMs: 600_000,
-        breaker: {
-          timeoutMs: 600_000,
-          errorThresholdPercentage: 50,
-          volumeThreshold: 1000,
-          resetTimeoutMs: 1000,
-          rollingWindowMs: 10_000,
-        },
-        customColumns: [],
-      },
-      userRs,
-      metrics,
-    );
+    const store = await openStore(url);
     const loadStart = Date.now();
     const extra = 1000;
-    const ids: string[] = [];
-    for (let start = 0; start < USERS + extra; start += 1000) {
-      await store.run("load", async (tx) => {
-        for (let i = start; i < Math.min(start + 1000, USERS + extra); i++) {
-          const id = randomUUID();
-          ids.push(id);
-          await tx.users.insert({
-            id,
-            doc: normalizeBody(userRs, oktaUser(`user${i}@example.com`), { create: false }).resource,
-            now: new Date().toISOString(),
-          });
-        }
-      });
-    }
+    const ids = await loadUsers(store, 0, USERS + extra);
     const groupId = randomUUID();
     await store.run("load-group", async (tx) => {
       const g = await tx.groups.insert(groupId, { displayName: "Everyone" }, new Date().toISOString());
@@ -198,66 +300,58 @@ async function main() {
     const members = JSON.parse(await call("GET", `/scim/v2/Groups/${groupId}?attributes=members`)).members
       .length;
 
-    // 5. The worst filter the cost cap lets through (PROVISIOND_SCIM_MAX_FILTER_TERMS, 8: seven substring
-    //    searches in emails and a sort by them), against /healthz polled meanwhile and at rest, side by side.
-    const hostile = `/scim/v2/Users?filter=${encodeURIComponent(
-      Array.from({ length: 7 }, (_, i) => `emails.value co "zz${i}"`).join(" or "),
-    )}&sortBy=emails.value&count=100`;
-    const admin = new Pool(`http://127.0.0.1:${adminPort}`, { connections: 1 });
-    const healthz = async () => {
-      const t = performance.now();
-      const res = await admin.request({ method: "GET", path: "/healthz" });
-      await res.body.text();
-      return performance.now() - t;
-    };
-    const healthAtRest: number[] = [];
-    for (let i = 0; i < 50; i++) healthAtRest.push(await healthz());
-    const healthUnder: number[] = [];
-    let hostileDone = false;
-    const poll = (async () => {
-      while (!hostileDone) healthUnder.push(await healthz());
-    })();
-    const hostileRun = await runConcurrent(4, 1, async () => {
-      await call("GET", hostile);
-    });
-    hostileDone = true;
-    await poll;
-    await admin.close();
-    healthAtRest.sort((a, b) => a - b);
-    healthUnder.sort((a, b) => a - b);
+    // 5. The worst filter the cost cap lets through, beside /healthz (see hostileCase).
+    const hostileMaria = await hostileCase(call, adminPort);
 
-    const ms = (r: { latenciesMs: number[] }) =>
-      `p50 ${fmt(percentile(r.latenciesMs, 50), 2)} ms, p99 ${fmt(percentile(r.latenciesMs, 99), 2)} ms`;
+    // 6. Password sync: a /Bulk of 200 creates with passwords (scrypt, 4 at a time), beside the same 200
+    //    hashes one after another in this process, as the connector did before.
+    const PASSWORDS = 200;
+    const bulkBody = {
+      schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+      Operations: Array.from({ length: PASSWORDS }, (_, i) => ({
+        method: "POST",
+        path: "/Users",
+        bulkId: `pw${i}`,
+        data: { ...oktaUser(`pw${i}@example.com`), password: `Correct-Horse-${i}-Battery` },
+      })),
+    };
+    const seqStart = performance.now();
+    for (let i = 0; i < PASSWORDS; i++) await hashPassword(`Correct-Horse-${i}-Battery`);
+    const seqHashMs = performance.now() - seqStart;
+    const bulkStart = performance.now();
+    const bulkText = await call("POST", "/scim/v2/Bulk", bulkBody);
+    const bulkMs = performance.now() - bulkStart;
+    if ((bulkText.match(/"status":"201"/g) ?? []).length !== PASSWORDS)
+      throw new Error("a password create failed");
+
+    const lat = (r: RunResult) => ms(r.latenciesMs);
     console.log("");
-    console.log(`raw mysql2 INSERT (1 row, autocommit)      ${fmt(rawRun.perSecond, 0)} /s   ${ms(rawRun)}`);
+    console.log(`raw mysql2 INSERT (1 row, autocommit)      ${fmt(rawRun.perSecond, 0)} /s   ${lat(rawRun)}`);
     console.log(
-      `POST /Users over HTTP (Okta's body)        ${fmt(postRun.perSecond, 0)} /s   ${ms(postRun)}`,
+      `POST /Users over HTTP (Okta's body)        ${fmt(postRun.perSecond, 0)} /s   ${lat(postRun)}`,
     );
     console.log(`  ratio POST /Users : raw INSERT           ${fmt(postRun.perSecond / rawRun.perSecond, 2)}`);
     console.log(`loaded ${USERS + extra} users + a ${USERS}-member group in ${fmt(loadSeconds)} s`);
     console.log(
-      `GET /Users?filter=userName eq (${USERS} users) ${fmt(getRun.perSecond, 0)} /s   ${ms(getRun)}`,
+      `GET /Users?filter=userName eq (${USERS} users) ${fmt(getRun.perSecond, 0)} /s   ${lat(getRun)}`,
     );
-    console.log(`PATCH add one member, ${USERS}-member group, sequential      ${ms(patchSeq)}`);
+    console.log(`PATCH add one member, ${USERS}-member group, sequential      ${lat(patchSeq)}`);
     console.log(
-      `PATCH add one member, ${USERS}-member group, concurrency ${CONCURRENCY}  ${ms(patchConc)} (includes row-lock waits)`,
+      `PATCH add one member, ${USERS}-member group, concurrency ${CONCURRENCY}  ${lat(patchConc)} (includes row-lock waits)`,
     );
     console.log(`group now has ${members} members`);
-    console.log(
-      `hostile filter (7 × emails.value co, sortBy emails.value; ${USERS} users) ${ms(hostileRun)}; statement deadline 10000 ms`,
-    );
-    const h = (l: number[]) => `p50 ${fmt(percentile(l, 50), 2)} ms, p99 ${fmt(percentile(l, 99), 2)} ms`;
-    console.log(
-      `/healthz at rest                           ${h(healthAtRest)} (${healthAtRest.length} calls)`,
-    );
-    console.log(`/healthz while the hostile filter runs     ${h(healthUnder)} (${healthUnder.length} calls)`);
+    printHostile("MariaDB", hostileMaria);
+    console.log(`${PASSWORDS} hashes one after another (before)      ${fmt(seqHashMs, 0)} ms`);
+    console.log(`/Bulk of ${PASSWORDS} creates with passwords (4 at a time) ${fmt(bulkMs, 0)} ms`);
+    console.log(`  ratio /Bulk : hashes alone one by one      ${fmt(bulkMs / seqHashMs, 2)}`);
   } finally {
-    await http.close();
+    await close();
     node.kill("SIGTERM");
     await new Promise((r) => node.once("exit", r));
     await maria.destroy();
     rmSync(dataDir, { recursive: true, force: true });
   }
+  await sqliteHostile();
 }
 
 main().catch((err) => {

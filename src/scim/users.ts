@@ -55,16 +55,25 @@ export class BatchConflict extends Error {
   }
 }
 
-function checkColumns(doc: Resource): void {
+/**
+ * On a replace or patch only the values that change are checked: a user stored before a rule existed (a
+ * trailing space, say) can still be updated, or deactivated, without first repairing it.
+ */
+function checkColumns(doc: Resource, previous?: Resource): void {
+  const changed = (attr: string) => previous === undefined || previous[attr] !== doc[attr];
+  if (changed("userName")) checkUserName(doc);
+  if (changed("externalId") && typeof doc.externalId === "string" && doc.externalId.length > MAX_KEY_LENGTH) {
+    throw badRequest("invalidValue", `externalId is longer than ${MAX_KEY_LENGTH} characters`);
+  }
+}
+
+function checkUserName(doc: Resource): void {
   if (String(doc.userName).length > MAX_KEY_LENGTH)
     throw badRequest("invalidValue", `userName is longer than ${MAX_KEY_LENGTH} characters`);
   // MySQL's unique index ignores trailing spaces ("bob " clashes with "bob") and SQLite's does not: refused on
   // both, so the two stores agree on which userNames exist.
   if (/^\s|\s$/.test(String(doc.userName)))
     throw badRequest("invalidValue", "userName may not begin or end with white space");
-  if (typeof doc.externalId === "string" && doc.externalId.length > MAX_KEY_LENGTH) {
-    throw badRequest("invalidValue", `externalId is longer than ${MAX_KEY_LENGTH} characters`);
-  }
 }
 
 function preconditionFailed(id: string): ScimError {
@@ -136,7 +145,14 @@ export class UserService {
         const recs =
           params.count === 0
             ? []
-            : await tx.users.list(where, order, params.descending, params.startIndex - 1, params.count);
+            : await tx.users.list(
+                where,
+                order,
+                params.descending,
+                params.startIndex - 1,
+                params.count,
+                params.maxPageBytes,
+              );
         const Resources = fitPage(
           await this.renderMany(recs, ctx, projection, (ids) => tx.users.groupsOf(ids)),
           params.maxPageBytes,
@@ -309,7 +325,7 @@ export class UserService {
           const { doc, password } = compute(current);
           attempted = doc;
           checkRequired(this.rs, doc);
-          checkColumns(doc);
+          checkColumns(doc, current.doc);
           const hash = await passwordHash(password);
           const rec = await tx.users.update(current, {
             id,

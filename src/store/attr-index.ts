@@ -32,13 +32,21 @@ export function leafColumns(def: AttrDef, v: unknown): Pick<AttrRow, "vStr" | "v
   return { vStr: def.type === "dateTime" ? lower : s, vCi: lower, vNum: null };
 }
 
+/** `previous`: the document an update replaces; a list already past MAX_VALUES may stay or shrink. */
 export function indexRows(
   rs: ResourceSchema,
   resource: Resource,
   columnBacked: ReadonlySet<string>,
+  previous?: Resource,
 ): AttrRow[] {
   const rows: AttrRow[] = [];
-  const visit = (urn: string, inExtension: boolean, defs: AttrDef[], container: Resource | undefined) => {
+  const visit = (
+    urn: string,
+    inExtension: boolean,
+    defs: AttrDef[],
+    container: Resource | undefined,
+    before: Resource | undefined,
+  ) => {
     if (!container) return;
     for (const def of defs) {
       const key = attrKey(urn, inExtension, def);
@@ -46,7 +54,9 @@ export function indexRows(
       const raw = container[def.name];
       if (raw === undefined || raw === null) continue;
       const list = def.multiValued ? (raw as unknown[]) : [raw];
-      if (list.length > MAX_VALUES)
+      const had =
+        def.multiValued && Array.isArray(before?.[def.name]) ? (before[def.name] as unknown[]).length : 0;
+      if (list.length > MAX_VALUES && list.length > had)
         throw new ValueTooLarge(def.name, `has ${list.length} values; at most ${MAX_VALUES} are kept`);
       list.forEach((el, pos) => {
         if (def.type !== "complex") {
@@ -61,8 +71,14 @@ export function indexRows(
       });
     }
   };
-  visit(rs.core.id, false, rs.core.attributes, resource);
+  visit(rs.core.id, false, rs.core.attributes, resource, previous);
   for (const ext of rs.extensions)
-    visit(ext.id, true, ext.attributes, resource[ext.id] as Resource | undefined);
+    visit(
+      ext.id,
+      true,
+      ext.attributes,
+      resource[ext.id] as Resource | undefined,
+      previous?.[ext.id] as Resource | undefined,
+    );
   return rows;
 }

@@ -7,7 +7,19 @@
  * Plain SCIM clients (Okta's agent, Entra) send neither header and are not affected.
  */
 import { allIn, type Dialect, insertRows, type Queryable } from "./db.js";
-import { UniqueViolation } from "./errors.js";
+import { UniqueViolation, ValueTooLarge } from "./errors.js";
+
+/** provisiond_idempotency.request_sig is VARCHAR(512), idem_key VARCHAR(255) (src/store/migrations.ts). */
+export const MAX_SIGNATURE = 512;
+const MAX_KEY = 255;
+
+/** Every guard a write stores is checked here, for single requests and each operation of a /Bulk alike. */
+function checkWidths(key: string, signature: string): void {
+  if (key.length > MAX_KEY)
+    throw new ValueTooLarge("the Idempotency-Key (or bulkId)", `is longer than ${MAX_KEY} characters`);
+  if (signature.length > MAX_SIGNATURE)
+    throw new ValueTooLarge("an agent request's path", `is longer than ${MAX_SIGNATURE - 8} characters`);
+}
 
 export interface StoredResponse {
   status: number;
@@ -168,6 +180,7 @@ export class GuardRepo {
     rows: { key: string; signature: string; fencingToken: number | undefined; response: StoredResponse }[],
     now: string,
   ): Promise<void> {
+    for (const r of rows) checkWidths(r.key, r.signature);
     await insertRows(
       this.q,
       "INSERT INTO provisiond_idempotency (idem_key, request_sig, status, response, fencing_token, created_at)",
@@ -194,6 +207,7 @@ export class GuardRepo {
    */
   async claim(guard: WriteGuard, now: string): Promise<void> {
     if (guard.idempotencyKey === undefined) return;
+    checkWidths(guard.idempotencyKey, guard.signature);
     try {
       await this.q.run(
         "INSERT INTO provisiond_idempotency (idem_key, request_sig, status, response, fencing_token, created_at) VALUES (?, ?, 0, '', ?, ?)",

@@ -29,7 +29,13 @@ export class StoreTx {
 
   constructor(q: Queryable, db: Db, userSchema: ResourceSchema, custom: CustomColumn[]) {
     const forUpdate = db.dialect === "mysql" ? " FOR UPDATE" : "";
-    this.users = new UserRepo(q, userSchema, custom, forUpdate);
+    this.users = new UserRepo(
+      q,
+      userSchema,
+      custom,
+      forUpdate,
+      db.dialect === "mysql" ? "LENGTH(u.doc)" : "LENGTH(CAST(u.doc AS BLOB))",
+    );
     this.groups = new GroupRepo(q, forUpdate, db.dialect === "mysql" ? "INSERT IGNORE" : "INSERT OR IGNORE");
     this.audit = new AuditRepo(q);
     this.guards = new GuardRepo(q, db.dialect);

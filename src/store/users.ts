@@ -79,10 +79,14 @@ const WIDTHS: Record<string, [number, string]> = {
  */
 export const MAX_DOC_BYTES = 1_048_576;
 
-function docJson(doc: Resource): string {
+/** `previous`: the stored document an update replaces; a resource already past the cap may shrink. */
+function docJson(doc: Resource, previous?: Resource): string {
   const json = JSON.stringify(doc);
-  if (json.length > MAX_DOC_BYTES / 4 && Buffer.byteLength(json) > MAX_DOC_BYTES)
-    throw new ValueTooLarge("the resource", `would take more than ${MAX_DOC_BYTES} bytes`);
+  if (json.length > MAX_DOC_BYTES / 4 && Buffer.byteLength(json) > MAX_DOC_BYTES) {
+    const before = previous === undefined ? 0 : Buffer.byteLength(JSON.stringify(previous));
+    if (Buffer.byteLength(json) > before)
+      throw new ValueTooLarge("the resource", `would take more than ${MAX_DOC_BYTES} bytes`);
+  }
   return json;
 }
 
@@ -105,9 +109,28 @@ export class UserRepo {
     private readonly rs: ResourceSchema,
     private readonly custom: CustomColumn[],
     private readonly forUpdate: string,
+    /** SQL for a row's `doc` size in bytes (SQLite's LENGTH counts characters of TEXT). */
+    private readonly docBytes: string,
   ) {}
 
-  private columns(doc: Resource): Record<string, unknown> {
+  /**
+   * The derived columns, each checked against its width. With `previous` (an update), only the columns whose
+   * value changes are checked: a user stored before a width was enforced (SQLite keeps any length) stays
+   * writable.
+   */
+  private columns(doc: Resource, previous?: Resource): Record<string, unknown> {
+    const cols = this.values(doc);
+    const before = previous === undefined ? undefined : this.values(previous);
+    const check = (column: string, width: number, attribute: string) => {
+      if (before === undefined || before[column] !== cols[column]) checkWidth(cols[column], width, attribute);
+    };
+    for (const [column, [width, attribute]] of Object.entries(WIDTHS)) check(column, width, attribute);
+    for (const c of this.custom)
+      if (!c.multiValued) check(c.column, CUSTOM_STRING_WIDTH, `${c.urn}:${c.attr}`);
+    return cols;
+  }
+
+  private values(doc: Resource): Record<string, unknown> {
     const name = (doc.name as Resource | undefined) ?? {};
     const cols: Record<string, unknown> = {
       user_name: doc.userName,
@@ -120,11 +143,8 @@ export class UserRepo {
       // An absent `active` means active: Okta and Entra create users without it at times.
       active: doc.active === false ? 0 : 1,
     };
-    for (const [column, [width, attribute]] of Object.entries(WIDTHS))
-      checkWidth(cols[column], width, attribute);
     for (const c of this.custom) {
       const v = (doc[c.urn] as Resource | undefined)?.[c.attr];
-      if (!c.multiValued) checkWidth(v, CUSTOM_STRING_WIDTH, `${c.urn}:${c.attr}`);
       cols[c.column] =
         v === undefined ? null : c.multiValued ? JSON.stringify(v) : typeof v === "boolean" ? (v ? 1 : 0) : v;
     }
@@ -201,10 +221,10 @@ export class UserRepo {
 
   async update(current: UserRecord, w: UserWrite): Promise<UserRecord> {
     const cols: Record<string, unknown> = {
-      ...this.columns(w.doc),
+      ...this.columns(w.doc, current.doc),
       last_modified: w.now,
       version: current.version + 1,
-      doc: docJson(w.doc),
+      doc: docJson(w.doc, current.doc),
     };
     if (w.passwordHash !== undefined) cols.password_hash = w.passwordHash;
     const names = Object.keys(cols);
@@ -213,13 +233,13 @@ export class UserRepo {
       current.seq,
     ]);
     await this.q.run("DELETE FROM scim_user_attrs WHERE owner = ?", [current.seq]);
-    await this.writeIndex([{ seq: current.seq, doc: w.doc }]);
+    await this.writeIndex([{ seq: current.seq, doc: w.doc, previous: current.doc }]);
     return { ...current, lastModified: w.now, version: current.version + 1, doc: w.doc };
   }
 
-  private async writeIndex(owners: { seq: number; doc: Resource }[]): Promise<void> {
-    const rows = owners.flatMap(({ seq, doc }) =>
-      indexRows(this.rs, doc, USER_COLUMN_ATTRS).map((r) => [
+  private async writeIndex(owners: { seq: number; doc: Resource; previous?: Resource }[]): Promise<void> {
+    const rows = owners.flatMap(({ seq, doc, previous }) =>
+      indexRows(this.rs, doc, USER_COLUMN_ATTRS, previous).map((r) => [
         seq,
         r.attr,
         r.pos,
@@ -256,22 +276,40 @@ export class UserRepo {
     return Number(rows[0]?.n ?? 0);
   }
 
+  /**
+   * A page of users. With `maxBytes`, only as many documents are loaded as fit in it (at least one): the sizes
+   * are read first, so a page of large resources never sits in memory whole, however large `limit` is.
+   */
   async list(
     where: Sql,
     order: Sql | undefined,
     descending: boolean,
     offset: number,
     limit: number,
+    maxBytes?: number,
   ): Promise<UserRecord[]> {
     const dir = descending ? "DESC" : "ASC";
     const orderSql = order ? `(${order.sql}) IS NULL, ${order.sql} ${dir}, u.seq ${dir}` : "u.seq";
-    const rows = await this.q.all<Row>(`${SELECT} WHERE ${where.sql} ORDER BY ${orderSql} LIMIT ? OFFSET ?`, [
-      ...where.params,
-      ...(order ? [...order.params, ...order.params] : []),
-      limit,
-      offset,
-    ]);
-    return rows.map(toRecord);
+    const params = [...where.params, ...(order ? [...order.params, ...order.params] : []), limit, offset];
+    const tail = `WHERE ${where.sql} ORDER BY ${orderSql} LIMIT ? OFFSET ?`;
+    if (maxBytes === undefined) return (await this.q.all<Row>(`${SELECT} ${tail}`, params)).map(toRecord);
+    const sizes = await this.q.all<{ seq: number; n: number }>(
+      `SELECT u.seq, ${this.docBytes} AS n FROM scim_users u ${tail}`,
+      params,
+    );
+    let used = 0;
+    let fit = 0;
+    while (fit < sizes.length && (fit === 0 || used + Number(sizes[fit]!.n) <= maxBytes))
+      used += Number(sizes[fit++]!.n);
+    const seqs = sizes.slice(0, fit).map((r) => Number(r.seq));
+    const bySeq = new Map(
+      (await allIn<Row>(this.q, `${SELECT} WHERE u.seq IN`, seqs)).map((r) => [Number(r.seq), r]),
+    );
+    // Both reads see one transaction's snapshot; a row missing all the same is left out rather than thrown on.
+    return seqs.flatMap((seq) => {
+      const r = bySeq.get(seq);
+      return r ? [toRecord(r)] : [];
+    });
   }
 
   /** The groups each user is a direct member of (the readOnly `groups` attribute). */

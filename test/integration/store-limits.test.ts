@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { MariaDb } from "../support/mariadb.js";
 import { TestNode } from "../support/node.js";
 import { waitFor } from "../support/okta-sim.js";
-import { USER_SCHEMA } from "../support/schemas.js";
+import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
 
 const PASSWORD = "Correct-Horse-Battery-9";
 /** About a hundred seconds of CPU on MariaDB (its Sequence engine), far past the query timeout. */
@@ -119,6 +119,31 @@ for (const kind of ["sqlite", "mariadb"] as const) {
       );
     });
 
+    it("in an agent /Bulk, an operation whose path is too long to record fails alone, with 400", async () => {
+      const r = await node.request(
+        "POST",
+        "/Bulk",
+        {
+          schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+          Operations: [
+            { method: "DELETE", path: `/Users/${"p".repeat(600)}`, bulkId: "long-path" },
+            {
+              method: "POST",
+              path: "/Users",
+              bulkId: "short-path",
+              data: user({ userName: "bulk-sig@example.com" }),
+            },
+          ],
+        },
+        { "idempotency-key": "bulkId" },
+      );
+      assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+      const [long, short] = r.body.Operations;
+      assert.equal(long.status, "400", JSON.stringify(long).slice(0, 300));
+      assert.equal(long.response.scimType, "invalidValue");
+      assert.equal(short.status, "201");
+    });
+
     it("a value that fits to the character is kept (widths count code points, as MySQL's VARCHAR does)", async () => {
       const displayName = "😀".repeat(1024); // 2,048 UTF-16 units, 1,024 characters
       const r = await node.request("POST", "/Users", user({ userName: "fits@example.com", displayName }));
@@ -170,6 +195,64 @@ for (const kind of ["sqlite", "mariadb"] as const) {
         seen.sort(),
         [0, 1, 2, 3, 4].map((i) => `page${i}@example.com`),
       );
+      // The store loads only the documents that fit, not the whole `count` to trim afterwards.
+      const loaded = await node.node.store.run(
+        "test.list",
+        (tx) =>
+          tx.users.list(
+            { sql: "u.user_name_ci LIKE 'page%'", params: [] },
+            undefined,
+            false,
+            0,
+            5,
+            128 * 1024,
+          ),
+        { readOnly: true },
+      );
+      assert.equal(loaded.length, 2);
+    });
+
+    it("a root /.search page cut by the byte cap neither skips nor repeats a resource", async () => {
+      // Two small users, then one larger than the cap by itself: the users part of a page ends early.
+      const cert = () => ({ value: Buffer.from("s".repeat(45_000)).toString("base64") });
+      for (const [name, certs] of [
+        ["search-1@example.com", 0],
+        ["search-2@example.com", 0],
+        ["search-3@example.com", 3],
+      ] as const)
+        assert.equal(
+          (
+            await node.request(
+              "POST",
+              "/Users",
+              user({ userName: name, x509Certificates: Array.from({ length: certs }, cert) }),
+            )
+          ).status,
+          201,
+        );
+      for (const name of ["search-a", "search-b"])
+        assert.equal(
+          (await node.request("POST", "/Groups", { schemas: [GROUP_SCHEMA], displayName: name })).status,
+          201,
+        );
+      const seen: string[] = [];
+      let startIndex = 1;
+      let total = 0;
+      do {
+        const page = (
+          await node.request("POST", "/.search", {
+            schemas: ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            startIndex,
+            count: 5,
+          })
+        ).body;
+        total = page.totalResults;
+        assert.ok(page.itemsPerPage >= 1, JSON.stringify(page).slice(0, 300));
+        seen.push(...page.Resources.map((r: { id: string }) => r.id));
+        startIndex += page.itemsPerPage;
+      } while (startIndex <= total);
+      assert.equal(new Set(seen).size, seen.length, "a resource came twice");
+      assert.equal(seen.length, total);
     });
 
     it("a filter may search multi-valued attributes at most 8 times, sortBy included", async () => {
@@ -250,6 +333,40 @@ for (const kind of ["sqlite", "mariadb"] as const) {
       assert.equal(await found('externalId eq "ext-pad"'), 0, "a stored trailing space counts too");
       assert.equal(await found('externalId eq "ext-pad "'), 1);
       assert.equal(await found('userName ne "padded@example.com "'), await found("userName pr"));
+    });
+
+    it("a user stored before a rule existed stays writable: only the values a write changes are checked", async () => {
+      const made = await node.request("POST", "/Users", user({ userName: "legacy@example.com" }));
+      assert.equal(made.status, 201);
+      // As an older version left it: a trailing space, and on SQLite (which keeps any length) a wide displayName.
+      // MySQL never held a value wider than its column, so there the wide value is not legacy but new.
+      const legacy = {
+        ...made.body,
+        userName: "legacy@example.com ",
+        displayName: kind === "sqlite" ? "L".repeat(1500) : "short",
+      };
+      delete legacy.meta;
+      await node.node.store.db.transaction((q) =>
+        q.run("UPDATE scim_users SET doc = ? WHERE id = ?", [JSON.stringify(legacy), made.body.id]),
+      );
+      const patch = (value: Record<string, unknown>) =>
+        node.request("PATCH", `/Users/${made.body.id}`, {
+          schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+          Operations: [{ op: "replace", value }],
+        });
+      const deactivated = await patch({ active: false });
+      assert.equal(deactivated.status, 200, JSON.stringify(deactivated.body).slice(0, 300));
+      assert.equal(deactivated.body.active, false);
+      const put = await node.request("PUT", `/Users/${made.body.id}`, { ...legacy, title: "kept" });
+      assert.equal(put.status, 200, JSON.stringify(put.body).slice(0, 300));
+      const wider = await patch({ displayName: "W".repeat(1500) });
+      assert.equal(wider.status, 400);
+      assert.equal(wider.body.scimType, "invalidValue");
+      const renamed = await patch({ userName: "renamed@example.com " });
+      assert.equal(renamed.status, 400);
+      const now = (await node.request("GET", `/Users/${made.body.id}`)).body;
+      assert.equal(now.displayName, legacy.displayName);
+      assert.equal(now.title, "kept");
     });
 
     it("never logs a password hash", async () => {

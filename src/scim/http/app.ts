@@ -17,7 +17,14 @@ import type { AppStore } from "../../store/index.js";
 import type { RequestContext } from "../context.js";
 import { badRequest, conflict, ScimError } from "../errors.js";
 import type { GroupService } from "../groups.js";
-import { LIST_RESPONSE, type ListLimits, type ListParams, readListParams, readSearchBody } from "../list.js";
+import {
+  fitPage,
+  LIST_RESPONSE,
+  type ListLimits,
+  type ListParams,
+  readListParams,
+  readSearchBody,
+} from "../list.js";
 import { Projection } from "../projection.js";
 import { etagOf, ifNoneMatchHolds } from "../render.js";
 import type { ResourceSchema } from "../schema.js";
@@ -71,12 +78,8 @@ function guardOf(req: Request, res: Response): Omit<WriteGuard, "respond"> | und
   if (key === undefined && token === undefined) return undefined;
   if (res.locals.agent !== true)
     throw new NotTheAgent("X-Provisiond-Fencing-Token and Idempotency-Key are accepted");
+  // Its width, as the key's, is checked where it is stored (src/store/guards.ts).
   const guard: Omit<WriteGuard, "respond"> = { signature: `${req.method} ${req.path}` };
-  if (guard.signature.length > MAX_SIGNATURE)
-    throw badRequest(
-      "invalidValue",
-      `an agent request's path may be at most ${MAX_SIGNATURE - 8} characters`,
-    );
   if (key !== undefined) {
     if (!IDEMPOTENCY_KEY_RE.test(key))
       throw badRequest("invalidValue", "Idempotency-Key must be 1 to 255 visible ASCII characters");
@@ -97,8 +100,6 @@ const MYSQL_VALUE_ERRORS = new Set([
   "ER_TRUNCATED_WRONG_VALUE_FOR_FIELD",
   "ER_TRUNCATED_WRONG_VALUE",
 ]);
-/** provisiond_idempotency.request_sig is VARCHAR(512). */
-const MAX_SIGNATURE = 512;
 const JSON_TYPES = ["application/json", "application/scim+json", "application/*+json"];
 /** Far deeper than any SCIM resource or bulk request nests. */
 const MAX_BODY_DEPTH = 32;
@@ -352,7 +353,12 @@ async function rootSearch(p: ListParams, ctx: RequestContext, users: UserService
   const gTotal = g?.totalResults ?? 0;
   const Resources: Record<string, unknown>[] = [];
   if (u && p.startIndex <= uTotal && p.count > 0) {
-    Resources.push(...(await users.list(p, ctx)).Resources);
+    const page = (await users.list(p, ctx)).Resources;
+    Resources.push(...page);
+    // A users part cut short by the byte cap ends the page: groups here would be skipped users' places, and
+    // the next page (from startIndex + itemsPerPage) would repeat them.
+    if (p.startIndex - 1 + page.length < Math.min(uTotal, p.startIndex - 1 + p.count))
+      return listOf(uTotal + gTotal, p.startIndex, Resources);
   }
   const left = p.count - Resources.length;
   if (g && left > 0) {
@@ -360,13 +366,12 @@ async function rootSearch(p: ListParams, ctx: RequestContext, users: UserService
     if (start <= gTotal)
       Resources.push(...(await groups.list({ ...p, startIndex: start, count: left }, ctx)).Resources);
   }
-  return {
-    schemas: [LIST_RESPONSE],
-    totalResults: uTotal + gTotal,
-    itemsPerPage: Resources.length,
-    startIndex: p.startIndex,
-    Resources,
-  };
+  // The two parts together keep to the byte cap; trimming the tail keeps the paging consistent.
+  return listOf(uTotal + gTotal, p.startIndex, fitPage(Resources, p.maxPageBytes));
+}
+
+function listOf(totalResults: number, startIndex: number, Resources: Record<string, unknown>[]) {
+  return { schemas: [LIST_RESPONSE], totalResults, itemsPerPage: Resources.length, startIndex, Resources };
 }
 
 /** The RFC 7644 error for anything a request or a bulk operation throws; unexpected errors are logged once. */

@@ -26,7 +26,7 @@ import {
   groupSchema,
   ResourceSchema,
   userSchema,
-} from "../scim/schema.js";
+} from "../scim/model/schema.js";
 import { UserService } from "../scim/users.js";
 import { AppStore } from "../store/index.js";
 

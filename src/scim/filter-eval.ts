@@ -10,9 +10,9 @@ import {
   isPresent,
   leafValues,
   type Resource,
-} from "./attribute-path.js";
-import type { CompareOp, Filter } from "./filter.js";
-import type { AttrDef, ResourceSchema } from "./schema.js";
+} from "./model/attribute-path.js";
+import type { CompareOp, Filter } from "./model/filter.js";
+import type { AttrDef, ResourceSchema } from "./model/schema.js";
 
 /** Byte-wise UTF-8 order, the order MySQL's utf8mb4_bin and SQLite's BINARY collation use. */
 export function compareText(a: string, b: string): number {

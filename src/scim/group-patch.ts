@@ -3,12 +3,12 @@
  * scim_group_members, and the rest (displayName, externalId), which src/scim/patch.ts applies. Turning
  * `add members [{value}]` into one INSERT is what keeps a change to a 100,000-member group cheap.
  */
-import { bindAttrPath } from "./attribute-path.js";
-import { badRequest } from "./errors.js";
-import { type Filter, parsePath } from "./filter.js";
+import { bindAttrPath } from "./model/attribute-path.js";
+import { badRequest } from "./model/errors.js";
+import { type Filter, parsePath } from "./model/filter.js";
+import type { ResourceSchema } from "./model/schema.js";
 import type { PatchOperation } from "./patch.js";
 import { isObject } from "./resource.js";
-import type { ResourceSchema } from "./schema.js";
 
 export interface MemberRef {
   value: string;

@@ -2,18 +2,24 @@
 import { compileGroupFilter, groupSortExpr } from "../store/filter-sql.js";
 import type { GroupRecord, Member } from "../store/groups.js";
 import type { AppStore, StoreTx } from "../store/index.js";
-import type { Resource } from "./attribute-path.js";
 import { auditBase, changedAttributes, type ListResult, type RequestContext } from "./context.js";
-import { badRequest, notFound, ScimError } from "./errors.js";
 import { matches } from "./filter-eval.js";
 import { type MemberOp, type MemberRef, readMembers, splitGroupPatch } from "./group-patch.js";
-import { checkQueryCost, fitPage, LIST_RESPONSE, type ListParams } from "./list.js";
+import { checkQueryCost, fitPage, type ListParams, listResponse } from "./list.js";
+import type { Resource } from "./model/attribute-path.js";
+import { badRequest, notFound, ScimError } from "./model/errors.js";
+import type { ResourceSchema } from "./model/schema.js";
 import { applyPatch, readPatchBody } from "./patch.js";
 import { Projection } from "./projection.js";
 import { ifMatchHolds, render } from "./render.js";
 import { checkRequired, isObject, normalizeBody } from "./resource.js";
-import type { ResourceSchema } from "./schema.js";
-import type { Written } from "./users.js";
+import {
+  createdResponse,
+  deletedResponse,
+  groupPatchResponse,
+  okResponse,
+  type Written,
+} from "./responses.js";
 import { MAX_KEY_LENGTH } from "./users.js";
 
 function checkColumns(doc: Resource): void {
@@ -122,13 +128,7 @@ export class GroupService {
             ? []
             : await tx.groups.list(where, order, params.descending, params.startIndex - 1, params.count);
         const Resources = fitPage(await this.renderMany(tx, recs, ctx, projection), params.maxPageBytes);
-        return {
-          schemas: [LIST_RESPONSE],
-          totalResults: total,
-          itemsPerPage: Resources.length,
-          startIndex: params.startIndex,
-          Resources,
-        };
+        return listResponse(total, params.startIndex, Resources);
       },
       { readOnly: true },
     );
@@ -154,7 +154,7 @@ export class GroupService {
         const [resource] = await this.renderMany(tx, [rec], ctx, projection);
         return { resource: resource!, version: rec.version };
       },
-      { guard: ctx.guard },
+      { guard: ctx.guard, answer: createdResponse },
     );
   }
 
@@ -188,7 +188,7 @@ export class GroupService {
         const [resource] = await this.renderMany(tx, [rec], ctx, projection);
         return { resource: resource!, version: rec.version };
       },
-      { guard: ctx.guard },
+      { guard: ctx.guard, answer: okResponse },
     );
   }
 
@@ -224,7 +224,7 @@ export class GroupService {
         const [resource] = await this.renderMany(tx, [rec], ctx, projection);
         return { resource: resource!, version: rec.version };
       },
-      { guard: ctx.guard },
+      { guard: ctx.guard, answer: groupPatchResponse },
     );
   }
 
@@ -280,7 +280,7 @@ export class GroupService {
           attributes: [],
         });
       },
-      { guard: ctx.guard },
+      { guard: ctx.guard, answer: deletedResponse },
     );
   }
 }

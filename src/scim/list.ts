@@ -1,10 +1,15 @@
 /** Query parameters of list and search requests (RFC 7644 §3.4.2, §3.4.3), from a URL or a SearchRequest body. */
-import { badRequest } from "./errors.js";
-import { type Filter, parseFilter } from "./filter.js";
+import { badRequest } from "./model/errors.js";
+import { type Filter, parseFilter } from "./model/filter.js";
 import { isObject } from "./resource.js";
 
 export const LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 export const SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+/** The ListResponse envelope (RFC 7644 §3.4.2): itemsPerPage is always the number of Resources sent. */
+export function listResponse<T>(totalResults: number, startIndex: number, Resources: T[]) {
+  return { schemas: [LIST_RESPONSE], totalResults, itemsPerPage: Resources.length, startIndex, Resources };
+}
 
 export interface ListParams {
   filter?: Filter;

@@ -9,12 +9,13 @@
  * no schema, so it could neither type-check values nor refuse readOnly targets. Group membership does not go
  * through here at all: src/scim/group-patch.ts turns it into row operations.
  */
-import { type BoundPath, bindAttrPath, containerOf, type Resource } from "./attribute-path.js";
-import { badRequest } from "./errors.js";
-import { type Filter, parsePath } from "./filter.js";
+
 import { matches, valueElements } from "./filter-eval.js";
+import { type BoundPath, bindAttrPath, containerOf, type Resource } from "./model/attribute-path.js";
+import { badRequest } from "./model/errors.js";
+import { type Filter, parsePath } from "./model/filter.js";
+import { type AttrDef, type ResourceSchema, subAttr } from "./model/schema.js";
 import { forEachBodyAttribute, isObject, normalizeAttrValue } from "./resource.js";
-import { type AttrDef, type ResourceSchema, subAttr } from "./schema.js";
 
 export const PATCH_OP_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 export const MAX_OPERATIONS = 1000;

@@ -1,9 +1,10 @@
 /** `attributes` / `excludedAttributes` (RFC 7644 §3.9) applied to a rendered resource. */
-import { type BoundPath, bindAttrPath, type Resource } from "./attribute-path.js";
-import { badRequest } from "./errors.js";
-import { type Filter, parsePath } from "./filter.js";
+
 import { matches, valueElements } from "./filter-eval.js";
-import type { ResourceSchema } from "./schema.js";
+import { type BoundPath, bindAttrPath, type Resource } from "./model/attribute-path.js";
+import { badRequest } from "./model/errors.js";
+import { type Filter, parsePath } from "./model/filter.js";
+import type { ResourceSchema } from "./model/schema.js";
 
 interface Selected {
   bound?: BoundPath;

@@ -1,6 +1,6 @@
 /** Stored records → SCIM JSON, with `meta` and the schema list the resource actually uses. */
-import type { Resource } from "./attribute-path.js";
-import type { ResourceSchema } from "./schema.js";
+import type { Resource } from "./model/attribute-path.js";
+import type { ResourceSchema } from "./model/schema.js";
 
 export interface Stored {
   id: string;

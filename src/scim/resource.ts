@@ -3,9 +3,9 @@
  * spelling, values are type-checked, readOnly attributes are dropped, and anything unknown is refused, since
  * silently dropping an attribute a client sent would lose data without anyone noticing.
  */
-import { normalizeDateTime, type Resource } from "./attribute-path.js";
-import { badRequest } from "./errors.js";
-import { type AttrDef, ENTERPRISE_USER, type ResourceSchema, subAttr } from "./schema.js";
+import { normalizeDateTime, type Resource } from "./model/attribute-path.js";
+import { badRequest } from "./model/errors.js";
+import { type AttrDef, ENTERPRISE_USER, type ResourceSchema, subAttr } from "./model/schema.js";
 
 const MAX_STRING = 65_535;
 

@@ -2,24 +2,20 @@
 
 import { UniqueViolation } from "../store/errors.js";
 import { compileUserFilter, userSortExpr } from "../store/filter-sql.js";
-import { Replayed, type StoredResponse, type WriteGuard } from "../store/guards.js";
+import { Replayed, type StoredResponse } from "../store/guards.js";
 import type { AppStore } from "../store/index.js";
 import type { UserRecord } from "../store/users.js";
-import type { Resource } from "./attribute-path.js";
 import { auditBase, changedAttributes, type ListResult, type RequestContext } from "./context.js";
-import { badRequest, conflict, notFound, ScimError } from "./errors.js";
-import { checkQueryCost, fitPage, LIST_RESPONSE, type ListParams } from "./list.js";
+import { checkQueryCost, fitPage, type ListParams, listResponse } from "./list.js";
+import type { Resource } from "./model/attribute-path.js";
+import { badRequest, conflict, notFound, ScimError } from "./model/errors.js";
+import type { ResourceSchema } from "./model/schema.js";
 import { hashPassword } from "./password.js";
 import { applyPatch, readPatchBody } from "./patch.js";
 import { Projection } from "./projection.js";
 import { ifMatchHolds, render } from "./render.js";
 import { checkRequired, normalizeBody } from "./resource.js";
-import type { ResourceSchema } from "./schema.js";
-
-export interface Written {
-  resource: Resource;
-  version: number;
-}
+import { createdResponse, deletedResponse, okResponse, type Written } from "./responses.js";
 
 export const MAX_KEY_LENGTH = 255;
 
@@ -38,11 +34,10 @@ async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** One create of a batch, with its own context (request id, audit) and guard. */
+/** One create of a batch, with its own context (request id, audit, guard). */
 export interface BatchItem {
   body: unknown;
   ctx: RequestContext;
-  guard?: Omit<WriteGuard, "respond"> | undefined;
 }
 
 export type BatchOutcome = { response: StoredResponse; replayed: boolean } | { error: unknown };
@@ -157,13 +152,7 @@ export class UserService {
           await this.renderMany(recs, ctx, projection, (ids) => tx.users.groupsOf(ids)),
           params.maxPageBytes,
         );
-        return {
-          schemas: [LIST_RESPONSE],
-          totalResults: total,
-          itemsPerPage: Resources.length,
-          startIndex: params.startIndex,
-          Resources,
-        };
+        return listResponse(total, params.startIndex, Resources);
       },
       { readOnly: true },
     );
@@ -195,7 +184,7 @@ export class UserService {
           });
           return { resource: projection.apply(render(this.rs, rec, ctx.baseUrl)), version: rec.version };
         },
-        { guard: ctx.guard },
+        { guard: ctx.guard, answer: createdResponse },
       );
     } catch (err) {
       if (err instanceof UniqueViolation) throw takenUserName(resource);
@@ -209,11 +198,7 @@ export class UserService {
    * error, and a key applied before answers with its recorded response. A clash it cannot decide here (a key
    * twice in the batch, or a concurrent writer) throws BatchConflict, and nothing of the batch is written.
    */
-  async createMany(
-    items: BatchItem[],
-    projection: Projection,
-    respond: (w: Written) => StoredResponse,
-  ): Promise<BatchOutcome[]> {
+  async createMany(items: BatchItem[], projection: Projection): Promise<BatchOutcome[]> {
     const out: BatchOutcome[] = new Array(items.length);
     const now = new Date().toISOString();
     const ready: { i: number; item: BatchItem; doc: Resource; password?: string; hash?: string }[] = [];
@@ -233,20 +218,22 @@ export class UserService {
       if (hash) r.hash = hash;
     });
     const keyed = ready.flatMap((r) =>
-      r.item.guard?.idempotencyKey
-        ? [{ idempotencyKey: r.item.guard.idempotencyKey, signature: r.item.guard.signature }]
+      r.item.ctx.guard?.idempotencyKey
+        ? [{ idempotencyKey: r.item.ctx.guard.idempotencyKey, signature: r.item.ctx.guard.signature }]
         : [],
     );
     if (new Set(keyed.map((k) => k.idempotencyKey)).size !== keyed.length)
       throw new BatchConflict("an Idempotency-Key appears twice");
-    const token = items.find((x) => x.guard?.fencingToken !== undefined)?.guard?.fencingToken;
+    const token = items.find((x) => x.ctx.guard?.fencingToken !== undefined)?.ctx.guard?.fencingToken;
     try {
       await this.store.runBatch("users.createMany", token, async (tx) => {
         const prior = await tx.guards.priorUses(keyed);
         const taken = await tx.users.takenUserNames(ready.map((r) => String(r.doc.userName).toLowerCase()));
         const writes: ((typeof ready)[number] & { id: string; response: StoredResponse })[] = [];
         for (const r of ready) {
-          const used = r.item.guard?.idempotencyKey ? prior.get(r.item.guard.idempotencyKey) : undefined;
+          const used = r.item.ctx.guard?.idempotencyKey
+            ? prior.get(r.item.ctx.guard.idempotencyKey)
+            : undefined;
           if (used) {
             out[r.i] =
               used instanceof Replayed ? { response: used.response, replayed: true } : { error: used };
@@ -260,7 +247,7 @@ export class UserService {
           taken.add(nameCi);
           const id = crypto.randomUUID();
           const rec = { id, created: now, lastModified: now, version: 1, doc: r.doc };
-          const response = respond({
+          const response = createdResponse({
             resource: projection.apply(render(this.rs, rec, r.item.ctx.baseUrl)),
             version: 1,
           });
@@ -269,11 +256,11 @@ export class UserService {
         }
         await tx.guards.recordMany(
           writes.flatMap((w) =>
-            w.item.guard?.idempotencyKey
+            w.item.ctx.guard?.idempotencyKey
               ? [
                   {
-                    key: w.item.guard.idempotencyKey,
-                    signature: w.item.guard.signature,
+                    key: w.item.ctx.guard.idempotencyKey,
+                    signature: w.item.ctx.guard.signature,
                     fencingToken: token,
                     response: w.response,
                   },
@@ -288,7 +275,7 @@ export class UserService {
         await tx.audit.recordMany(
           writes.map((w) => ({
             ...auditBase(w.item.ctx, now),
-            idempotencyKey: w.item.guard?.idempotencyKey,
+            idempotencyKey: w.item.ctx.guard?.idempotencyKey,
             fencingToken: token,
             action: "create" as const,
             resourceType: "User" as const,
@@ -345,7 +332,7 @@ export class UserService {
           const [resource] = await this.renderMany([rec], ctx, projection, (ids) => tx.users.groupsOf(ids));
           return { resource: resource!, version: rec.version };
         },
-        { guard: ctx.guard },
+        { guard: ctx.guard, answer: okResponse },
       );
     } catch (err) {
       if (err instanceof UniqueViolation && attempted) throw takenUserName(attempted);
@@ -400,7 +387,7 @@ export class UserService {
           attributes: [],
         });
       },
-      { guard: ctx.guard },
+      { guard: ctx.guard, answer: deletedResponse },
     );
   }
 }

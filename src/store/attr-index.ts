@@ -1,6 +1,6 @@
 /** Flattens a resource into scim_user_attrs rows: one per leaf value of every attribute without a column. */
-import type { Resource } from "../scim/attribute-path.js";
-import type { AttrDef, ResourceSchema } from "../scim/schema.js";
+import type { Resource } from "../scim/model/attribute-path.js";
+import type { AttrDef, ResourceSchema } from "../scim/model/schema.js";
 import { ValueTooLarge } from "./errors.js";
 
 /** `pos` is a SMALLINT: a multi-valued attribute keeps at most this many values. */

@@ -8,6 +8,17 @@ export class UniqueViolation extends Error {
   }
 }
 
+/** A filter or sortBy the store cannot turn into SQL (an attribute it cannot search, a nested value filter). */
+export class UnsupportedQuery extends Error {
+  constructor(
+    readonly part: "filter" | "sortBy",
+    detail: string,
+  ) {
+    super(detail);
+    this.name = "UnsupportedQuery";
+  }
+}
+
 /** A value does not fit the column (or the index position) it is stored in: the request is refused, not cut. */
 export class ValueTooLarge extends Error {
   constructor(

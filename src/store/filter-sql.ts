@@ -4,11 +4,22 @@
  * membership table. The in-memory evaluator (src/scim/filter-eval.ts) defines the semantics; property tests
  * hold the two equal.
  */
-import { type BoundPath, bindAttrPath, type Comparison, checkComparison } from "../scim/attribute-path.js";
-import { badRequest } from "../scim/errors.js";
-import { type CompareOp, type Filter, isLogic, type LeafFilter, type LogicFilter } from "../scim/filter.js";
-import type { AttrDef, ResourceSchema } from "../scim/schema.js";
+import {
+  type BoundPath,
+  bindAttrPath,
+  type Comparison,
+  checkComparison,
+} from "../scim/model/attribute-path.js";
+import {
+  type CompareOp,
+  type Filter,
+  isLogic,
+  type LeafFilter,
+  type LogicFilter,
+} from "../scim/model/filter.js";
+import type { AttrDef, ResourceSchema } from "../scim/model/schema.js";
 import { attrKey } from "./attr-index.js";
+import { UnsupportedQuery } from "./errors.js";
 
 export interface Sql {
   sql: string;
@@ -95,7 +106,7 @@ function compileLogic(f: LogicFilter, leaf: (f: Filter) => Sql): Sql {
 /** The comparison a leaf (non-logical) filter makes, validated against the schema. */
 function comparisonOf(f: LeafFilter, bound: BoundPath): Comparison | "pr" {
   if (f.op === "pr") return "pr";
-  if (f.op === "valuePath") throw badRequest("invalidFilter", "invalid filter: value filters cannot nest");
+  if (f.op === "valuePath") throw new UnsupportedQuery("filter", "invalid filter: value filters cannot nest");
   return checkComparison(bound, f.op, f.value);
 }
 
@@ -135,7 +146,7 @@ function columnKey(bound: BoundPath): string | undefined {
 
 function unfilterable(bound: BoundPath): never {
   const name = bound.sub ? `${bound.attr.name}.${bound.sub.name}` : bound.attr.name;
-  throw badRequest("invalidFilter", `invalid filter: '${name}' cannot be filtered on`);
+  throw new UnsupportedQuery("filter", `invalid filter: '${name}' cannot be filtered on`);
 }
 
 export function compileUserFilter(rs: ResourceSchema, filter: Filter): Sql {
@@ -189,7 +200,8 @@ function userValuePath(rs: ResourceSchema, attrPath: string, inner: Filter): Sql
   const attr = attrKey(bound.urn, bound.inExtension, bound.attr);
   const cond = (f: Filter): Sql => {
     if (isLogic(f)) return compileLogic(f, cond);
-    if (f.op === "valuePath") throw badRequest("invalidFilter", "invalid filter: value filters cannot nest");
+    if (f.op === "valuePath")
+      throw new UnsupportedQuery("filter", "invalid filter: value filters cannot nest");
     const sb = bindAttrPath(rs, f.attrPath, "invalidFilter", bound);
     const sub = bound.attr.type === "complex" ? sb.sub!.name : "";
     const cmp = comparisonOf(f, sb);
@@ -230,7 +242,7 @@ const MEMBER_COLUMNS: Record<string, ColumnSpec> = {
 /** A condition on one row of scim_group_members (alias m). */
 function memberCondition(rs: ResourceSchema, bound: BoundPath, f: Filter): Sql {
   if (isLogic(f)) return compileLogic(f, (x) => memberCondition(rs, bound, x));
-  if (f.op === "valuePath") throw badRequest("invalidFilter", "invalid filter: value filters cannot nest");
+  if (f.op === "valuePath") throw new UnsupportedQuery("filter", "invalid filter: value filters cannot nest");
   const sb = bindAttrPath(rs, f.attrPath, "invalidFilter", bound);
   const col = MEMBER_COLUMNS[sb.sub?.name ?? "value"];
   if (!col) return unfilterable(sb);
@@ -333,7 +345,7 @@ export function userSortExpr(rs: ResourceSchema, sortBy: string): Sql {
   const key = columnKey(bound);
   if (key && USER_COLUMNS[key]) return { sql: USER_COLUMNS[key]!.expr, params: [] };
   if (!bound.inExtension && USER_COLUMN_ATTRS.has(bound.attr.name))
-    throw badRequest("invalidValue", `cannot sort by '${sortBy}'`);
+    throw new UnsupportedQuery("sortBy", `cannot sort by '${sortBy}'`);
   const leafDef = bound.sub ?? (bound.attr.type === "complex" ? undefined : bound.attr);
   const sub = bound.sub?.name ?? (bound.attr.type === "complex" ? "value" : "");
   const numeric =
@@ -348,6 +360,6 @@ export function groupSortExpr(rs: ResourceSchema, sortBy: string): Sql {
   const bound = bindAttrPath(rs, sortBy, "invalidValue");
   const key = columnKey(bound);
   const col = key ? GROUP_COLUMNS[key] : undefined;
-  if (!col) throw badRequest("invalidValue", `cannot sort by '${sortBy}'`);
+  if (!col) throw new UnsupportedQuery("sortBy", `cannot sort by '${sortBy}'`);
   return { sql: col.expr, params: [] };
 }

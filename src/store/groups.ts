@@ -1,5 +1,5 @@
 /** Rows of scim_groups and scim_group_members. Members never live in `doc`: each membership is its own row. */
-import type { Resource } from "../scim/attribute-path.js";
+import type { Resource } from "../scim/model/attribute-path.js";
 import { IN_CHUNK, insertRows, placeholders, type Queryable } from "./db.js";
 import type { Sql } from "./filter-sql.js";
 

@@ -32,8 +32,6 @@ export interface WriteGuard {
   /** Method and path: a key may only ever stand for one request. */
   signature: string;
   fencingToken?: number;
-  /** The response a successful write answers; it is recorded with the key. */
-  respond: (result: unknown) => StoredResponse;
 }
 
 export class FencingRejected extends Error {

@@ -1,6 +1,6 @@
 /** The app store: SQL behind a circuit breaker, one transaction per SCIM request. */
 import type { Metrics } from "../observability/metrics.js";
-import type { ResourceSchema } from "../scim/schema.js";
+import type { ResourceSchema } from "../scim/model/schema.js";
 import { AuditRepo } from "./audit.js";
 import { type BreakerOptions, StoreBreaker } from "./breaker.js";
 import type { Db, Queryable } from "./db.js";
@@ -94,21 +94,24 @@ export class AppStore {
 
   /**
    * Runs `fn` in one transaction, through the breaker; it commits only if `fn` resolves in time. With a guard,
-   * the fencing check, the replay check and the recording of the response share that transaction.
+   * the fencing check, the replay check and the recording of the response share that transaction; `answer`
+   * (the write's own response, src/scim/responses.ts) gives what is recorded.
    */
   async run<T>(
     operation: string,
     fn: (tx: StoreTx) => Promise<T>,
-    opts: { readOnly?: boolean; guard?: WriteGuard | undefined } = {},
+    opts: { readOnly?: boolean; guard?: WriteGuard | undefined; answer?: (out: T) => StoredResponse } = {},
   ): Promise<T> {
-    const guard = opts.guard;
+    const { guard, answer } = opts;
+    if (guard?.idempotencyKey !== undefined && !answer)
+      throw new Error(`${operation}: a write with an Idempotency-Key needs the response to record`);
     return this.transact(operation, guard?.fencingToken, opts.readOnly ?? false, async (tx) => {
       if (guard) {
         await tx.guards.checkReplay(guard);
         await tx.guards.claim(guard, new Date().toISOString());
       }
       const out = await fn(tx);
-      if (guard) await tx.guards.record(guard, guard.respond(out));
+      if (guard && answer) await tx.guards.record(guard, answer(out));
       return out;
     });
   }

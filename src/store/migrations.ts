@@ -34,6 +34,34 @@ function table(d: Dialect, name: string, cols: string[], indexes: string[]): str
   return out;
 }
 
+/** scim_users as migration 1 creates it (a released migration never changes). */
+function userColumns(d: Dialect): string[] {
+  const t = T(d);
+  return [
+    `seq ${t.pk}`,
+    "id CHAR(36) NOT NULL",
+    "user_name VARCHAR(255) NOT NULL",
+    // Lowercased userName: RFC 7643 makes userName caseExact:false, so uniqueness ignores case.
+    "user_name_ci VARCHAR(255) NOT NULL",
+    "external_id VARCHAR(255) NULL",
+    "display_name VARCHAR(1024) NULL",
+    "given_name VARCHAR(1024) NULL",
+    "family_name VARCHAR(1024) NULL",
+    "email VARCHAR(1024) NULL",
+    `active ${t.bool} NOT NULL DEFAULT 1`,
+    "created CHAR(24) NOT NULL",
+    "last_modified CHAR(24) NOT NULL",
+    "version INTEGER NOT NULL",
+    `doc ${t.text} NOT NULL`,
+    "password_hash VARCHAR(255) NULL",
+  ];
+}
+
+/** Names custom attribute columns may not take: scim_users' own. */
+export const BUILT_IN_USER_COLUMNS: ReadonlySet<string> = new Set(
+  userColumns("sqlite").map((c) => c.split(" ")[0]!),
+);
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -44,24 +72,7 @@ export const MIGRATIONS: Migration[] = [
         ...table(
           d,
           "scim_users",
-          [
-            `seq ${t.pk}`,
-            "id CHAR(36) NOT NULL",
-            "user_name VARCHAR(255) NOT NULL",
-            // Lowercased userName: RFC 7643 makes userName caseExact:false, so uniqueness ignores case.
-            "user_name_ci VARCHAR(255) NOT NULL",
-            "external_id VARCHAR(255) NULL",
-            "display_name VARCHAR(1024) NULL",
-            "given_name VARCHAR(1024) NULL",
-            "family_name VARCHAR(1024) NULL",
-            "email VARCHAR(1024) NULL",
-            `active ${t.bool} NOT NULL DEFAULT 1`,
-            "created CHAR(24) NOT NULL",
-            "last_modified CHAR(24) NOT NULL",
-            "version INTEGER NOT NULL",
-            `doc ${t.text} NOT NULL`,
-            "password_hash VARCHAR(255) NULL",
-          ],
+          [...userColumns(d)],
           [
             "UNIQUE KEY uq_users_id (id)",
             "UNIQUE KEY uq_users_user_name (user_name_ci)",

@@ -1,6 +1,6 @@
 /** Rows of scim_users and their attribute index. `doc` holds the whole resource; columns are derived from it. */
-import type { Resource } from "../scim/attribute-path.js";
-import type { ResourceSchema } from "../scim/schema.js";
+import type { Resource } from "../scim/model/attribute-path.js";
+import type { ResourceSchema } from "../scim/model/schema.js";
 import { indexRows } from "./attr-index.js";
 import { allIn, insertRows, type Queryable } from "./db.js";
 import { ValueTooLarge } from "./errors.js";

@@ -1,4 +1,4 @@
-import { ScimError } from "../../src/scim/errors.js";
+import { ScimError } from "../../src/scim/model/errors.js";
 
 /** "status:scimType" of the ScimError `fn` throws, or undefined when it throws none. */
 export function scimErrorOf(fn: () => unknown): string | undefined {

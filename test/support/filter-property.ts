@@ -2,11 +2,16 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Metrics } from "../../src/observability/metrics.js";
-import type { Resource } from "../../src/scim/attribute-path.js";
-import type { Filter } from "../../src/scim/filter.js";
 import { matches } from "../../src/scim/filter-eval.js";
+import type { Resource } from "../../src/scim/model/attribute-path.js";
+import type { Filter } from "../../src/scim/model/filter.js";
+import {
+  customSchemaDef,
+  enterpriseUserSchema,
+  ResourceSchema,
+  userSchema,
+} from "../../src/scim/model/schema.js";
 import { normalizeBody } from "../../src/scim/resource.js";
-import { customSchemaDef, enterpriseUserSchema, ResourceSchema, userSchema } from "../../src/scim/schema.js";
 import { compileUserFilter } from "../../src/store/filter-sql.js";
 import { AppStore } from "../../src/store/index.js";
 

@@ -4,7 +4,7 @@ import {
   ResourceSchema,
   type SchemaDef,
   userSchema,
-} from "../../src/scim/schema.js";
+} from "../../src/scim/model/schema.js";
 
 export const users = new ResourceSchema("User", "/Users", userSchema, [enterpriseUserSchema]);
 export const groups = new ResourceSchema("Group", "/Groups", groupSchema);

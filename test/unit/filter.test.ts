@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type Filter, parseFilter, parsePath } from "../../src/scim/filter.js";
 import { matches } from "../../src/scim/filter-eval.js";
+import { type Filter, parseFilter, parsePath } from "../../src/scim/model/filter.js";
 import { scimErrorOf } from "../support/errors.js";
 import { ping, users } from "../support/schemas.js";
 import { vectors } from "../support/vectors.js";

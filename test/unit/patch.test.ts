@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Resource } from "../../src/scim/attribute-path.js";
 import { splitGroupPatch } from "../../src/scim/group-patch.js";
+import type { Resource } from "../../src/scim/model/attribute-path.js";
+import { ENTERPRISE_USER } from "../../src/scim/model/schema.js";
 import { applyPatch, PATCH_OP_SCHEMA, readPatchBody } from "../../src/scim/patch.js";
 import { normalizeBody } from "../../src/scim/resource.js";
-import { ENTERPRISE_USER } from "../../src/scim/schema.js";
 import { scimErrorOf } from "../support/errors.js";
 import { groups, users } from "../support/schemas.js";
 import { vectors } from "../support/vectors.js";

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Metrics } from "../../src/observability/metrics.js";
-import { enterpriseUserSchema, ResourceSchema, userSchema } from "../../src/scim/schema.js";
+import { enterpriseUserSchema, ResourceSchema, userSchema } from "../../src/scim/model/schema.js";
 import { userSortExpr } from "../../src/store/filter-sql.js";
 import { AppStore } from "../../src/store/index.js";
 

@@ -6,32 +6,21 @@ import { pinoHttp } from "pino-http";
 import type { AuthConfig } from "../../config/index.js";
 import { errorSerializer } from "../../observability/logger.js";
 import type { Metrics } from "../../observability/metrics.js";
-import { StoreUnavailable, UniqueViolation, ValueTooLarge } from "../../store/errors.js";
-import {
-  FencingRejected,
-  IdempotencyKeyReused,
-  IdempotencyRace,
-  type WriteGuard,
-} from "../../store/guards.js";
+import type { WriteGuard } from "../../store/guards.js";
 import type { AppStore } from "../../store/index.js";
 import type { RequestContext } from "../context.js";
-import { badRequest, conflict, ScimError } from "../errors.js";
 import type { GroupService } from "../groups.js";
-import {
-  fitPage,
-  LIST_RESPONSE,
-  type ListLimits,
-  type ListParams,
-  readListParams,
-  readSearchBody,
-} from "../list.js";
+import { type ListLimits, readListParams, readSearchBody } from "../list.js";
+import { badRequest, ScimError } from "../model/errors.js";
+import type { ResourceSchema } from "../model/schema.js";
 import { Projection } from "../projection.js";
 import { etagOf, ifNoneMatchHolds } from "../render.js";
-import type { ResourceSchema } from "../schema.js";
+import { RootSearch } from "../search.js";
 import type { UserService } from "../users.js";
 import { authMiddleware } from "./auth.js";
 import { bulkGuard, readBulkRequest, runBulk } from "./bulk.js";
 import { discoveryRouter } from "./discovery.js";
+import { errorHandler, NotTheAgent, toScimError } from "./errors.js";
 import { checkJsonShape } from "./json-shape.js";
 import { baseUrlOf, send, sendScim } from "./respond.js";
 import { type Endpoint, runWrite, type WriteMethod, writeOp } from "./writes.js";
@@ -61,25 +50,18 @@ export interface ScimAppDeps {
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
-/** Refused before anything is read or written; counted, since it is what a forged fence looks like. */
-class NotTheAgent extends ScimError {
-  constructor(what: string) {
-    super(403, undefined, `${what} only with the agent credential (PROVISIOND_SCIM_AGENT_TOKEN)`);
-  }
-}
-
 /**
  * The agent's headers on a write: Idempotency-Key (the source event) and X-Provisiond-Fencing-Token (its term).
  * Honoured only from the agent credential: a token from anyone else could fence the agent out for good.
  */
-function guardOf(req: Request, res: Response): Omit<WriteGuard, "respond"> | undefined {
+function guardOf(req: Request, res: Response): WriteGuard | undefined {
   const key = req.get("idempotency-key");
   const token = req.get("x-provisiond-fencing-token");
   if (key === undefined && token === undefined) return undefined;
   if (res.locals.agent !== true)
     throw new NotTheAgent("X-Provisiond-Fencing-Token and Idempotency-Key are accepted");
   // Its width, as the key's, is checked where it is stored (src/store/guards.ts).
-  const guard: Omit<WriteGuard, "respond"> = { signature: `${req.method} ${req.path}` };
+  const guard: WriteGuard = { signature: `${req.method} ${req.path}` };
   if (key !== undefined) {
     if (!IDEMPOTENCY_KEY_RE.test(key))
       throw badRequest("invalidValue", "Idempotency-Key must be 1 to 255 visible ASCII characters");
@@ -93,13 +75,6 @@ function guardOf(req: Request, res: Response): Omit<WriteGuard, "respond"> | und
   }
   return guard;
 }
-/** MySQL's refusals of a value (too long, out of range, wrong for its column): the request's fault, not the store's. */
-const MYSQL_VALUE_ERRORS = new Set([
-  "ER_DATA_TOO_LONG",
-  "ER_WARN_DATA_OUT_OF_RANGE",
-  "ER_TRUNCATED_WRONG_VALUE_FOR_FIELD",
-  "ER_TRUNCATED_WRONG_VALUE",
-]);
 const JSON_TYPES = ["application/json", "application/scim+json", "application/*+json"];
 /** Far deeper than any SCIM resource or bulk request nests. */
 const MAX_BODY_DEPTH = 32;
@@ -110,6 +85,7 @@ function queryParams(req: Request): Record<string, unknown> {
 
 export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.Express {
   const { users, groups, metrics, logger } = deps;
+  const rootSearch = new RootSearch(users, groups);
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
@@ -202,11 +178,11 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
   const services = { users, groups };
   /** Runs a route's write and answers it (see writes.ts for how an agent's write is recorded). */
   const write = async (req: Request, res: Response, method: WriteMethod, endpoint: Endpoint, id?: string) => {
-    const ctx = ctxOf(req, res);
     const guard = guardOf(req, res);
+    const ctx = { ...ctxOf(req, res), ...(guard ? { guard } : {}) };
     const body = method === "DELETE" ? undefined : bodyOf(req);
     const op = writeOp(services, opts.limits, method, endpoint, id, body, queryParams(req));
-    const { response, replayed } = await runWrite(op, ctx, guard, deps.store, metrics);
+    const { response, replayed } = await runWrite(op, ctx, deps.store, metrics);
     send(res, response, replayed ? { "Idempotent-Replayed": "true" } : {});
   };
   const methodNotAllowed = (_req: Request, _res: Response) => {
@@ -299,11 +275,7 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
     .route("/.search")
     .all(label("/.search"))
     .post(async (req, res) => {
-      sendScim(
-        res,
-        200,
-        await rootSearch(readSearchBody(bodyOf(req), opts.limits), ctxOf(req, res), users, groups),
-      );
+      sendScim(res, 200, await rootSearch.search(readSearchBody(bodyOf(req), opts.limits), ctxOf(req, res)));
     })
     .all(methodNotAllowed);
 
@@ -333,97 +305,4 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
   );
   app.use(errorHandler(logger, metrics));
   return app;
-}
-
-/** Root-level search (RFC 7644 §3.4.3): users, then groups, paged as one list. */
-async function rootSearch(p: ListParams, ctx: RequestContext, users: UserService, groups: GroupService) {
-  const attempt = async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
-    try {
-      return await fn();
-    } catch (err) {
-      // A filter or attribute that one resource type lacks selects nothing of that type.
-      if (err instanceof ScimError && err.status === 400) return undefined;
-      throw err;
-    }
-  };
-  const u = await attempt(() => users.list({ ...p, count: 0 }, ctx));
-  const g = await attempt(() => groups.list({ ...p, count: 0 }, ctx));
-  if (!u && !g) await users.list({ ...p, count: 0 }, ctx);
-  const uTotal = u?.totalResults ?? 0;
-  const gTotal = g?.totalResults ?? 0;
-  const Resources: Record<string, unknown>[] = [];
-  if (u && p.startIndex <= uTotal && p.count > 0) {
-    const page = (await users.list(p, ctx)).Resources;
-    Resources.push(...page);
-    // A users part cut short by the byte cap ends the page: groups here would be skipped users' places, and
-    // the next page (from startIndex + itemsPerPage) would repeat them.
-    if (p.startIndex - 1 + page.length < Math.min(uTotal, p.startIndex - 1 + p.count))
-      return listOf(uTotal + gTotal, p.startIndex, Resources);
-  }
-  const left = p.count - Resources.length;
-  if (g && left > 0) {
-    const start = Math.max(1, p.startIndex - uTotal);
-    if (start <= gTotal)
-      Resources.push(...(await groups.list({ ...p, startIndex: start, count: left }, ctx)).Resources);
-  }
-  // The two parts together keep to the byte cap; trimming the tail keeps the paging consistent.
-  return listOf(uTotal + gTotal, p.startIndex, fitPage(Resources, p.maxPageBytes));
-}
-
-function listOf(totalResults: number, startIndex: number, Resources: Record<string, unknown>[]) {
-  return { schemas: [LIST_RESPONSE], totalResults, itemsPerPage: Resources.length, startIndex, Resources };
-}
-
-/** The RFC 7644 error for anything a request or a bulk operation throws; unexpected errors are logged once. */
-export function toScimError(err: unknown, metrics: Metrics, log: Logger): ScimError {
-  const bodyErr = err as { type?: string; status?: number; limit?: number };
-  if (err instanceof NotTheAgent) metrics.agentHeaderRefusals.inc();
-  if (err instanceof ScimError) return err;
-  if (err instanceof FencingRejected) {
-    metrics.fencingRejections.inc();
-    // The header is the machine-readable signal an agent acts on; the detail is for people.
-    return new ScimError(
-      409,
-      undefined,
-      `${err.message}: this request comes from a deposed primary and was not applied`,
-      { "X-Provisiond-Fencing": `stale; current=${err.current}` },
-    );
-  }
-  if (err instanceof IdempotencyKeyReused) return new ScimError(422, "invalidValue", err.message);
-  if (err instanceof IdempotencyRace)
-    return new ScimError(409, undefined, `${err.message}; retry to get its answer`);
-  if (err instanceof UniqueViolation) return conflict("the resource clashes with an existing one");
-  if (err instanceof ValueTooLarge) return badRequest("invalidValue", err.message);
-  // A fallback: every width is checked before the write (ValueTooLarge); MySQL's own refusal is the same 400.
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === "string" && MYSQL_VALUE_ERRORS.has(code))
-    return badRequest("invalidValue", "a value does not fit the store's column for it");
-  if (err instanceof StoreUnavailable) {
-    return new ScimError(503, undefined, `${err.message}; retry later`, {
-      "Retry-After": String(err.retryAfterSeconds),
-    });
-  }
-  if (bodyErr?.type === "entity.too.large")
-    return new ScimError(413, undefined, `the request body is larger than ${bodyErr.limit} bytes`);
-  if (bodyErr?.type === "entity.shape.invalid") return badRequest("invalidSyntax", (err as Error).message);
-  if (bodyErr?.type === "entity.parse.failed")
-    return badRequest("invalidSyntax", "the request body is not valid JSON");
-  if (bodyErr?.type === "encoding.unsupported" || bodyErr?.type === "charset.unsupported")
-    return new ScimError(415, undefined, "unsupported body encoding or charset; send UTF-8 JSON");
-  if (bodyErr?.type === "request.aborted") return badRequest("invalidSyntax", "the request body was cut off");
-  log.error({ err }, "unexpected error");
-  return new ScimError(
-    500,
-    undefined,
-    "internal error; the request id in X-Request-Id identifies it in the logs",
-  );
-}
-
-function errorHandler(logger: Logger, metrics: Metrics) {
-  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    // The request's own logger carries its request id; log through it when there is one.
-    const e = toScimError(err, metrics, (req as Request & { log?: Logger }).log ?? logger);
-    if (res.headersSent) return;
-    sendScim(res, e.status, e.toJSON(), e.headers);
-  };
 }

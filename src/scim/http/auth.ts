@@ -2,7 +2,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { NextFunction, Request, Response } from "express";
 import type { AuthConfig } from "../../config/index.js";
-import { ScimError } from "../errors.js";
+import { ScimError } from "../model/errors.js";
 
 /** Hashing first makes the comparison take the same time whatever the lengths. */
 export function safeEqual(given: string, expected: string): boolean {

@@ -16,19 +16,12 @@ import { StoreUnavailable, ValueTooLarge } from "../../store/errors.js";
 import { FencingRejected, type StoredResponse, type WriteGuard } from "../../store/guards.js";
 import type { AppStore } from "../../store/index.js";
 import type { RequestContext } from "../context.js";
-import { badRequest, ScimError } from "../errors.js";
 import type { ListLimits } from "../list.js";
+import { badRequest, ScimError } from "../model/errors.js";
 import { Projection } from "../projection.js";
 import { isObject } from "../resource.js";
 import { BatchConflict, type BatchItem, type BatchOutcome } from "../users.js";
-import {
-  createdResponse,
-  type Endpoint,
-  runWrite,
-  type Services,
-  type WriteMethod,
-  writeOp,
-} from "./writes.js";
+import { type Endpoint, runWrite, type Services, type WriteMethod, writeOp } from "./writes.js";
 
 export const BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 export const BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
@@ -175,15 +168,19 @@ export async function runBulk(
   const created = new Map<string, string>();
   const results: Result[] = [];
   let errors = 0;
-  const ctxFor = (i: number, op: BulkOperation): RequestContext => {
+  /** Operation i's own context: its request id, its If-Match, and its guard (for `path`). */
+  const ctxFor = (i: number, op: BulkOperation, path: string): RequestContext => {
     const ctx: RequestContext = { ...baseCtx, requestId: `${baseCtx.requestId ?? "bulk"}#${i}` };
     delete ctx.ifMatch;
+    delete ctx.guard;
     if (op.version !== undefined) ctx.ifMatch = op.version;
+    const g = guardFor(op, path);
+    if (g) ctx.guard = g;
     return ctx;
   };
-  const guardFor = (op: BulkOperation, path: string): Omit<WriteGuard, "respond"> | undefined => {
+  const guardFor = (op: BulkOperation, path: string): WriteGuard | undefined => {
     if (!guard.keyed && guard.fencingToken === undefined) return undefined;
-    const g: Omit<WriteGuard, "respond"> = { signature: `${op.method} ${path}` };
+    const g: WriteGuard = { signature: `${op.method} ${path}` };
     if (guard.keyed) {
       if (op.bulkId === undefined)
         throw badRequest("invalidValue", "with Idempotency-Key: bulkId, every operation needs a bulkId");
@@ -225,7 +222,7 @@ export async function runBulk(
     }
     if (end - i >= 2) {
       const run = ops.slice(i, end);
-      const outcomes = await createBatch(run, i, ctxFor, guardFor, d);
+      const outcomes = await createBatch(run, i, ctxFor, d);
       if (outcomes) {
         for (const [k, o] of outcomes.entries()) {
           const op = run[k]!;
@@ -240,9 +237,9 @@ export async function runBulk(
     try {
       const id = op.id === undefined ? undefined : (resolveRefs(op.id, created) as string);
       const path = `${op.endpoint}${id === undefined ? "" : `/${id}`}`;
-      const ctx = ctxFor(i, op);
+      const ctx = ctxFor(i, op, path);
       const w = writeOp(d.services, d.limits, op.method, op.endpoint, id, resolveRefs(op.data, created), {});
-      const { response } = await runWrite(w, ctx, guardFor(op, path), d.store, d.metrics);
+      const { response } = await runWrite(w, ctx, d.store, d.metrics);
       record({ op, response, ...(id !== undefined ? { location: `${baseCtx.baseUrl}${path}` } : {}) });
     } catch (err) {
       record({ op, error: failed(err) });
@@ -267,20 +264,14 @@ export async function runBulk(
 async function createBatch(
   run: BulkOperation[],
   first: number,
-  ctxFor: (i: number, op: BulkOperation) => RequestContext,
-  guardFor: (op: BulkOperation, path: string) => Omit<WriteGuard, "respond"> | undefined,
+  ctxFor: (i: number, op: BulkOperation, path: string) => RequestContext,
   d: BulkDeps,
 ): Promise<BatchOutcome[] | undefined> {
-  const items: BatchItem[] = run.map((op, k) => ({
-    body: op.data,
-    ctx: ctxFor(first + k, op),
-    guard: guardFor(op, "/Users"),
-  }));
+  const items: BatchItem[] = run.map((op, k) => ({ body: op.data, ctx: ctxFor(first + k, op, "/Users") }));
   try {
     const outcomes = await d.services.users.createMany(
       items,
       Projection.parse(d.services.users.rs, undefined, undefined),
-      createdResponse,
     );
     for (const o of outcomes) if ("response" in o && o.replayed) d.metrics.idempotentReplays.inc();
     return outcomes;

@@ -1,8 +1,8 @@
 /** /ServiceProviderConfig, /ResourceTypes and /Schemas (RFC 7644 §4, RFC 7643 §5–7). */
 import { Router } from "express";
-import { notFound } from "../errors.js";
-import { LIST_RESPONSE } from "../list.js";
-import type { ResourceSchema, SchemaDef } from "../schema.js";
+import { listResponse } from "../list.js";
+import { notFound } from "../model/errors.js";
+import type { ResourceSchema, SchemaDef } from "../model/schema.js";
 import { baseUrlOf, sendScim } from "./respond.js";
 
 export interface DiscoveryOptions {
@@ -79,13 +79,7 @@ export function discoveryRouter(
   r.get("/ResourceTypes", (req, res) => {
     const base = baseUrlOf(req, publicBaseUrl);
     const list = types.map((t) => resourceType(t, base));
-    sendScim(res, 200, {
-      schemas: [LIST_RESPONSE],
-      totalResults: list.length,
-      itemsPerPage: list.length,
-      startIndex: 1,
-      Resources: list,
-    });
+    sendScim(res, 200, listResponse(list.length, 1, list));
   });
   r.get("/ResourceTypes/:name", (req, res) => {
     const t = types.find((x) => x.name.toLowerCase() === String(req.params.name).toLowerCase());
@@ -101,13 +95,7 @@ export function discoveryRouter(
   r.get("/Schemas", (req, res) => {
     const base = baseUrlOf(req, publicBaseUrl);
     const list = schemas.map((s) => schemaJson(s, base));
-    sendScim(res, 200, {
-      schemas: [LIST_RESPONSE],
-      totalResults: list.length,
-      itemsPerPage: list.length,
-      startIndex: 1,
-      Resources: list,
-    });
+    sendScim(res, 200, listResponse(list.length, 1, list));
   });
   r.get("/Schemas/:id", (req, res) => {
     const s = schemas.find((x) => x.id.toLowerCase() === String(req.params.id).toLowerCase());

@@ -4,15 +4,21 @@
  * replay answers byte for byte the same.
  */
 import type { Metrics } from "../../observability/metrics.js";
-import { IdempotencyRace, Replayed, type StoredResponse, type WriteGuard } from "../../store/guards.js";
+import { IdempotencyRace, Replayed, type StoredResponse } from "../../store/guards.js";
 import type { AppStore } from "../../store/index.js";
 import type { RequestContext } from "../context.js";
-import { ScimError } from "../errors.js";
 import type { GroupService } from "../groups.js";
 import { type ListLimits, readListParams } from "../list.js";
+import { ScimError } from "../model/errors.js";
 import { Projection } from "../projection.js";
-import { etagOf } from "../render.js";
-import type { UserService, Written } from "../users.js";
+import {
+  createdResponse,
+  deletedResponse,
+  groupPatchResponse,
+  okResponse,
+  type Written,
+} from "../responses.js";
+import type { UserService } from "../users.js";
 
 export type WriteMethod = "POST" | "PUT" | "PATCH" | "DELETE";
 export type Endpoint = "/Users" | "/Groups";
@@ -26,20 +32,6 @@ export interface Services {
   users: UserService;
   groups: GroupService;
 }
-
-export function createdResponse(w: Written): StoredResponse {
-  return {
-    status: 201,
-    headers: { ETag: etagOf(w.version), Location: (w.resource.meta as { location: string }).location },
-    body: w.resource,
-  };
-}
-
-const withEtag = (status: number, out: Written): StoredResponse => ({
-  status,
-  headers: { ETag: etagOf(out.version) },
-  body: out.resource,
-});
 
 /**
  * The operation for `method` on `endpoint` (with `id` unless it is a POST). `query` holds `attributes` and
@@ -70,34 +62,28 @@ export function writeOp(
   if (method === "PUT")
     return {
       run: (ctx) => svc.replace(id, body, ctx, projection()),
-      respond: (o) => withEtag(200, o as Written),
+      respond: (o) => okResponse(o as Written),
     };
-  if (method === "DELETE")
-    return { run: (ctx) => svc.delete(id, ctx), respond: () => ({ status: 204, headers: {} }) };
+  if (method === "DELETE") return { run: (ctx) => svc.delete(id, ctx), respond: deletedResponse };
   if (svc === s.users)
     return {
       run: (ctx) => s.users.patch(id, body, ctx, projection()),
-      respond: (o) => withEtag(200, o as Written),
+      respond: (o) => okResponse(o as Written),
     };
   const wantsBody = query.attributes !== undefined || query.excludedAttributes !== undefined;
   return {
     run: (ctx) => s.groups.patch(id, body, ctx, wantsBody ? projection() : undefined),
-    respond: (o) => {
-      const w = o as Partial<Written> & { version: number };
-      return w.resource ? withEtag(200, w as Written) : { status: 204, headers: { ETag: etagOf(w.version) } };
-    },
+    respond: (o) => groupPatchResponse(o as { version: number }),
   };
 }
 
-/** Runs `op`; with a guard, a request applied before answers its recorded response instead. */
+/** Runs `op`; with a guard (in `ctx`), a request applied before answers its recorded response instead. */
 export async function runWrite(
   op: WriteOp,
   ctx: RequestContext,
-  guard: Omit<WriteGuard, "respond"> | undefined,
   store: AppStore,
   metrics: Metrics,
 ): Promise<{ response: StoredResponse; replayed: boolean }> {
-  if (guard) ctx.guard = { ...guard, respond: (out) => op.respond(out) };
   try {
     return { response: op.respond(await op.run(ctx)), replayed: false };
   } catch (err) {

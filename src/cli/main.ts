@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** provisiond's command line: `node` (the default) runs a node; `gen-cert` makes a TLS certificate. */
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { OktaClient } from "../agent/okta-client.js";
 import { reconcile } from "../agent/reconcile.js";
@@ -10,6 +11,7 @@ import { ConfigError, loadConfig } from "../config/index.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { createOktaSim } from "../okta-sim/server.js";
+import { readToken } from "./credentials.js";
 import { genCert } from "./gen-cert.js";
 import { agentScimTarget, startNode } from "./node.js";
 
@@ -21,7 +23,8 @@ commands:
               PROVISIOND_OKTA_SIM_APP_ID; control API under /sim (see README)
   reconcile   list the Okta app's users and pushed groups, compare them with the connector, apply the
               difference once, print what changed (same configuration as a node with an agent source)
-  gen-cert    write a self-signed TLS certificate: --out DIR (default ./data/tls), --host NAME (repeatable), --days N
+  gen-cert    write a self-signed TLS certificate: --out DIR (default $PROVISIOND_DATA_DIR/tls, ./data/tls),
+              --host NAME (repeatable), --days N; replaces a certificate already there
   help        show this text`;
 
 async function main(argv: string[]): Promise<number> {
@@ -33,7 +36,7 @@ async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({
         args: rest,
         options: {
-          out: { type: "string", default: "./data/tls" },
+          out: { type: "string", default: join(process.env.PROVISIOND_DATA_DIR || "./data", "tls") },
           host: { type: "string", multiple: true },
           days: { type: "string", default: "825" },
         },
@@ -41,9 +44,11 @@ async function main(argv: string[]): Promise<number> {
       const hosts = values.host?.length ? values.host : ["localhost", "127.0.0.1"];
       const days = Number(values.days);
       if (!Number.isInteger(days) || days < 1) throw new ConfigError("--days", "must be a positive integer");
+      const replaced = existsSync(join(values.out, "provisiond.crt"));
       const r = await genCert({ outDir: values.out, hosts, days });
       process.stdout.write(
         [
+          ...(replaced ? [`replaced the certificate and key that were in ${values.out}`] : []),
           `certificate: ${r.certFile}`,
           `private key: ${r.keyFile} (mode 0600)`,
           `SHA-256 fingerprint: ${r.fingerprint}`,
@@ -113,9 +118,7 @@ async function runReconcile(): Promise<number> {
   const metrics = new Metrics(cfg.nodeId);
   // This node's agent credential (configured, or the one its first start generated): its writes carry
   // Idempotency-Keys, which the connector takes from no one else.
-  const stored = (file: string | undefined) =>
-    file && existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
-  const token = cfg.auth.agentToken ?? stored(cfg.auth.agentTokenFile);
+  const token = cfg.auth.agentToken ?? readToken(cfg.auth.agentTokenFile!, logger, false);
   if (token === undefined && a.scimToken === undefined)
     throw new ConfigError(
       "PROVISIOND_SCIM_AGENT_TOKEN",
@@ -151,6 +154,9 @@ async function runNode(): Promise<number> {
       : cfg.auth.generatedTokenFile
         ? `  auth:          bearer token generated into ${cfg.auth.generatedTokenFile} (set PROVISIOND_SCIM_TOKEN to choose your own)`
         : `  auth:          ${[cfg.auth.bearerTokens.length ? "bearer token" : "", cfg.auth.basic ? "HTTP Basic" : "", cfg.auth.header ? `header ${cfg.auth.header.name}` : ""].filter(Boolean).join(", ")} from the environment`,
+    cfg.auth.agentTokenFile
+      ? `  agent credential: ${cfg.auth.agentTokenFile} (generated; PROVISIOND_SCIM_AGENT_TOKEN sets one)`
+      : "  agent credential: PROVISIOND_SCIM_AGENT_TOKEN",
   ];
   process.stderr.write(`${lines.join("\n")}\n`);
   let stopping = false;

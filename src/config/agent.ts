@@ -16,7 +16,15 @@ export function agentConfig(r: Reader): AgentConfig {
     listThreshold: r.int("PROVISIOND_AGENT_LIST_THRESHOLD", 50, 0, 1_000_000),
     reconcileEveryMs: r.int("PROVISIOND_AGENT_RECONCILE_EVERY_MS", 0, 0, 7 * 86_400_000),
   };
-  if (source === "none") return cfg;
+  if (source === "none") {
+    for (const v of ["PROVISIOND_AGENT_SCIM_URL", "PROVISIOND_AGENT_SCIM_TOKEN"])
+      if (r.raw(v) !== undefined || r.raw(`${v}_FILE`) !== undefined)
+        throw new ConfigError(
+          v,
+          "is set, but no agent runs here: set PROVISIOND_AGENT_SOURCE to okta or okta-sim",
+        );
+    return cfg;
+  }
   const orgUrl = r.raw("PROVISIOND_OKTA_ORG_URL");
   if (!orgUrl)
     throw new ConfigError(
@@ -61,6 +69,11 @@ export function agentConfig(r: Reader): AgentConfig {
     throw new ConfigError(
       "PROVISIOND_AGENT_SCIM_TOKEN",
       "is required with PROVISIOND_AGENT_SCIM_URL: the agent credential of that connector (its PROVISIOND_SCIM_AGENT_TOKEN)",
+    );
+  if (scimToken !== undefined && scimToken.length < 16)
+    throw new ConfigError(
+      "PROVISIOND_AGENT_SCIM_TOKEN",
+      "is shorter than 16 characters, so it cannot be a connector's agent credential",
     );
   if (scimToken) cfg.scimToken = scimToken;
   const ca = r.raw("PROVISIOND_AGENT_SCIM_CA_FILE");

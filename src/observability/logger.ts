@@ -34,6 +34,19 @@ export function errorSerializer(err: unknown): unknown {
   return out;
 }
 
+/**
+ * A request URL as logged: a filter names the people it looks for (`userName eq "alice@…"`), so its value is
+ * left out; paging and attribute parameters, which name no one, stay.
+ */
+export function loggedUrl(url: string): string {
+  const q = url.indexOf("?");
+  if (q < 0) return url;
+  const params = new URLSearchParams(url.slice(q + 1));
+  for (const key of new Set(params.keys()))
+    if (key.toLowerCase() === "filter") params.set(key, `[${params.get(key)!.length} characters]`);
+  return `${url.slice(0, q)}?${params.toString()}`;
+}
+
 export interface LoggerOptions {
   nodeId: string;
   level: string;

@@ -6,7 +6,7 @@ import { Replayed, type StoredResponse } from "../store/guards.js";
 import type { AppStore } from "../store/index.js";
 import type { UserRecord } from "../store/users.js";
 import { auditBase, changedAttributes, type ListResult, type RequestContext } from "./context.js";
-import { checkQueryCost, fitPage, type ListParams, listResponse } from "./list.js";
+import { checkQueryCost, type ListParams, listResponse } from "./list.js";
 import type { Resource } from "./model/attribute-path.js";
 import { badRequest, conflict, notFound, ScimError } from "./model/errors.js";
 import type { ResourceSchema } from "./model/schema.js";
@@ -137,22 +137,37 @@ export class UserService {
       "users.list",
       async (tx) => {
         const total = await tx.users.count(where);
-        const recs =
-          params.count === 0
-            ? []
-            : await tx.users.list(
-                where,
-                order,
-                params.descending,
-                params.startIndex - 1,
-                params.count,
-                params.maxPageBytes,
-              );
-        const Resources = fitPage(
-          await this.renderMany(recs, ctx, projection, (ids) => tx.users.groupsOf(ids)),
-          params.maxPageBytes,
-        );
-        return listResponse(total, params.startIndex, Resources);
+        const render = (recs: UserRecord[]) =>
+          this.renderMany(recs, ctx, projection, (ids) => tx.users.groupsOf(ids));
+        const offset = params.startIndex - 1;
+        const max = params.maxPageBytes;
+        if (params.count === 0) return listResponse(total, params.startIndex, []);
+        if (max === undefined)
+          return listResponse(
+            total,
+            params.startIndex,
+            await render(await tx.users.list(where, order, params.descending, offset, params.count)),
+          );
+        // Sizes first, then the documents a chunk of at most `max` stored bytes at a time, each rendered
+        // (projected) before the next loads: memory stays near `max`, and a page of users whose large
+        // attributes the request leaves out is not cut by their stored size.
+        const sizes = await tx.users.listSizes(where, order, params.descending, offset, params.count);
+        const page: Record<string, unknown>[] = [];
+        let used = 0;
+        for (let i = 0; i < sizes.length; ) {
+          let chunkBytes = 0;
+          let j = i;
+          while (j < sizes.length && (j === i || chunkBytes + sizes[j]!.bytes <= max))
+            chunkBytes += sizes[j++]!.bytes;
+          for (const r of await render(await tx.users.bySeq(sizes.slice(i, j).map((x) => x.seq)))) {
+            const bytes = Buffer.byteLength(JSON.stringify(r));
+            if (page.length > 0 && used + bytes > max) return listResponse(total, params.startIndex, page);
+            page.push(r);
+            used += bytes;
+          }
+          i = j;
+        }
+        return listResponse(total, params.startIndex, page);
       },
       { readOnly: true },
     );

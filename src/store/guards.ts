@@ -13,10 +13,16 @@ import { UniqueViolation, ValueTooLarge } from "./errors.js";
 export const MAX_SIGNATURE = 512;
 const MAX_KEY = 255;
 
-/** Every guard a write stores is checked here, for single requests and each operation of a /Bulk alike. */
+/**
+ * Every guard a write stores is checked here, for single requests and each operation of a /Bulk alike. (A key
+ * that cannot be stored as given is refused as a value too large for its column: 400 invalidValue.)
+ */
 function checkWidths(key: string, signature: string): void {
   if (key.length > MAX_KEY)
     throw new ValueTooLarge("the Idempotency-Key (or bulkId)", `is longer than ${MAX_KEY} characters`);
+  // MySQL's collations ignore trailing spaces: "k" and "k " would be one key there and two on SQLite.
+  if (/^\s|\s$/.test(key))
+    throw new ValueTooLarge("the Idempotency-Key (or bulkId)", "may not begin or end with white space");
   if (signature.length > MAX_SIGNATURE)
     throw new ValueTooLarge("an agent request's path", `is longer than ${MAX_SIGNATURE - 8} characters`);
 }
@@ -149,6 +155,7 @@ export class GuardRepo {
   async priorUses(
     guards: { idempotencyKey: string; signature: string }[],
   ): Promise<Map<string, Replayed | IdempotencyKeyReused>> {
+    for (const g of guards) checkWidths(g.idempotencyKey, g.signature);
     const out = new Map<string, Replayed | IdempotencyKeyReused>();
     const rows = await allIn<IdemRow & { idem_key: string }>(
       this.q,
@@ -195,6 +202,8 @@ export class GuardRepo {
 
   async checkReplay(guard: WriteGuard): Promise<void> {
     if (guard.idempotencyKey === undefined) return;
+    // Before the lookup: on MySQL a key with a trailing space would find another's record.
+    checkWidths(guard.idempotencyKey, guard.signature);
     const hit = await this.find(guard.idempotencyKey);
     if (hit) throw GuardRepo.judge(guard.idempotencyKey, guard.signature, hit);
   }

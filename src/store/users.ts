@@ -276,38 +276,58 @@ export class UserRepo {
     return Number(rows[0]?.n ?? 0);
   }
 
-  /**
-   * A page of users. With `maxBytes`, only as many documents are loaded as fit in it (at least one): the sizes
-   * are read first, so a page of large resources never sits in memory whole, however large `limit` is.
-   */
+  private static page(
+    where: Sql,
+    order: Sql | undefined,
+    descending: boolean,
+    offset: number,
+    limit: number,
+  ) {
+    const dir = descending ? "DESC" : "ASC";
+    const orderSql = order ? `(${order.sql}) IS NULL, ${order.sql} ${dir}, u.seq ${dir}` : "u.seq";
+    return {
+      tail: `WHERE ${where.sql} ORDER BY ${orderSql} LIMIT ? OFFSET ?`,
+      params: [...where.params, ...(order ? [...order.params, ...order.params] : []), limit, offset],
+    };
+  }
+
   async list(
     where: Sql,
     order: Sql | undefined,
     descending: boolean,
     offset: number,
     limit: number,
-    maxBytes?: number,
   ): Promise<UserRecord[]> {
-    const dir = descending ? "DESC" : "ASC";
-    const orderSql = order ? `(${order.sql}) IS NULL, ${order.sql} ${dir}, u.seq ${dir}` : "u.seq";
-    const params = [...where.params, ...(order ? [...order.params, ...order.params] : []), limit, offset];
-    const tail = `WHERE ${where.sql} ORDER BY ${orderSql} LIMIT ? OFFSET ?`;
-    if (maxBytes === undefined) return (await this.q.all<Row>(`${SELECT} ${tail}`, params)).map(toRecord);
-    const sizes = await this.q.all<{ seq: number; n: number }>(
+    const { tail, params } = UserRepo.page(where, order, descending, offset, limit);
+    return (await this.q.all<Row>(`${SELECT} ${tail}`, params)).map(toRecord);
+  }
+
+  /**
+   * The same page as `list`, as each user's seq and stored size in bytes, without the documents: a caller can
+   * then load them a few at a time (byId), so a page of large resources never sits in memory whole.
+   */
+  async listSizes(
+    where: Sql,
+    order: Sql | undefined,
+    descending: boolean,
+    offset: number,
+    limit: number,
+  ): Promise<{ seq: number; bytes: number }[]> {
+    const { tail, params } = UserRepo.page(where, order, descending, offset, limit);
+    const rows = await this.q.all<{ seq: number; n: number }>(
       `SELECT u.seq, ${this.docBytes} AS n FROM scim_users u ${tail}`,
       params,
     );
-    let used = 0;
-    let fit = 0;
-    while (fit < sizes.length && (fit === 0 || used + Number(sizes[fit]!.n) <= maxBytes))
-      used += Number(sizes[fit++]!.n);
-    const seqs = sizes.slice(0, fit).map((r) => Number(r.seq));
-    const bySeq = new Map(
+    return rows.map((r) => ({ seq: Number(r.seq), bytes: Number(r.n) }));
+  }
+
+  /** These users, in this order (a seq no longer there is left out). */
+  async bySeq(seqs: number[]): Promise<UserRecord[]> {
+    const rows = new Map(
       (await allIn<Row>(this.q, `${SELECT} WHERE u.seq IN`, seqs)).map((r) => [Number(r.seq), r]),
     );
-    // Both reads see one transaction's snapshot; a row missing all the same is left out rather than thrown on.
     return seqs.flatMap((seq) => {
-      const r = bySeq.get(seq);
+      const r = rows.get(seq);
       return r ? [toRecord(r)] : [];
     });
   }

@@ -134,6 +134,9 @@ describe("authentication", () => {
       ]) {
         const r = await node.request("POST", "/Users", user(`forged${i}`), { ...who, ...guard });
         assert.equal(r.status, 403, r.text);
+        // Reads too: the headers mean nothing there, and a client that sends them is refused all the same.
+        for (const path of ["/Users?count=0", "/Users/some-id", "/ServiceProviderConfig"])
+          assert.equal((await node.request("GET", path, undefined, { ...who, ...guard })).status, 403, path);
       }
       const raise = await node.request("POST", "/provisiond/fence", undefined, {
         ...who,

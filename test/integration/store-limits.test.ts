@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { UserRepo } from "../../src/store/users.js";
 import { MariaDb } from "../support/mariadb.js";
 import { TestNode } from "../support/node.js";
 import { waitFor } from "../support/okta-sim.js";
@@ -144,6 +145,27 @@ for (const kind of ["sqlite", "mariadb"] as const) {
       assert.equal(short.status, "201");
     });
 
+    it("in an agent /Bulk, bulkIds that differ by a trailing space are not taken for one key", async () => {
+      const r = await node.request(
+        "POST",
+        "/Bulk",
+        {
+          schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+          Operations: [
+            { method: "POST", path: "/Users", bulkId: "pad", data: user({ userName: "pad-1@example.com" }) },
+            { method: "POST", path: "/Users", bulkId: "pad ", data: user({ userName: "pad-2@example.com" }) },
+          ],
+        },
+        { "idempotency-key": "bulkId" },
+      );
+      assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+      const [first, second] = r.body.Operations;
+      assert.equal(first.status, "201");
+      assert.equal(second.status, "400", JSON.stringify(second).slice(0, 300));
+      const found = await node.request("GET", `/Users?filter=${encodeURIComponent('userName sw "pad-"')}`);
+      assert.equal(found.body.totalResults, 1);
+    });
+
     it("a value that fits to the character is kept (widths count code points, as MySQL's VARCHAR does)", async () => {
       const displayName = "😀".repeat(1024); // 2,048 UTF-16 units, 1,024 characters
       const r = await node.request("POST", "/Users", user({ userName: "fits@example.com", displayName }));
@@ -195,21 +217,25 @@ for (const kind of ["sqlite", "mariadb"] as const) {
         seen.sort(),
         [0, 1, 2, 3, 4].map((i) => `page${i}@example.com`),
       );
-      // The store loads only the documents that fit, not the whole `count` to trim afterwards.
-      const loaded = await node.node.store.run(
-        "test.list",
-        (tx) =>
-          tx.users.list(
-            { sql: "u.user_name_ci LIKE 'page%'", params: [] },
-            undefined,
-            false,
-            0,
-            5,
-            128 * 1024,
-          ),
-        { readOnly: true },
+      // Documents are loaded a chunk of at most the cap at a time, not the whole `count` to trim afterwards.
+      const chunks: number[] = [];
+      const bySeq = UserRepo.prototype.bySeq;
+      UserRepo.prototype.bySeq = function (seqs) {
+        chunks.push(seqs.length);
+        return bySeq.call(this, seqs);
+      };
+      try {
+        await node.request("GET", `/Users?filter=${encodeURIComponent('userName sw "page"')}&count=5`);
+      } finally {
+        UserRepo.prototype.bySeq = bySeq;
+      }
+      assert.ok(chunks.length > 0 && Math.max(...chunks) <= 2, `chunks of ${chunks.join(", ")}`);
+      // The cap counts what the response holds: leave the certificates out, and all five fit.
+      const lean = await node.request(
+        "GET",
+        `/Users?filter=${encodeURIComponent('userName sw "page"')}&count=5&excludedAttributes=x509Certificates`,
       );
-      assert.equal(loaded.length, 2);
+      assert.equal(lean.body.itemsPerPage, 5);
     });
 
     it("a root /.search page cut by the byte cap neither skips nor repeats a resource", async () => {

@@ -96,6 +96,23 @@ describe("configuration", () => {
       "PROVISIOND_AGENT_SCIM_TOKEN",
       /required with PROVISIOND_AGENT_SCIM_URL/,
     ],
+    [
+      { PROVISIOND_AGENT_SCIM_URL: "https://connector.example.com/scim/v2" },
+      "PROVISIOND_AGENT_SCIM_URL",
+      /no agent runs here/,
+    ],
+    [
+      {
+        PROVISIOND_AGENT_SOURCE: "okta-sim",
+        PROVISIOND_OKTA_ORG_URL: "http://127.0.0.1:9",
+        PROVISIOND_OKTA_API_TOKEN: "sim-token",
+        PROVISIOND_OKTA_APP_ID: "0oa1b2c3d4EXAMPLE",
+        PROVISIOND_AGENT_SCIM_URL: "https://connector.example.com/scim/v2",
+        PROVISIOND_AGENT_SCIM_TOKEN: "short",
+      },
+      "PROVISIOND_AGENT_SCIM_TOKEN",
+      /shorter than 16/,
+    ],
     [{ PROVISIOND_TLS_CERT_FILE: "/x.crt" }, "PROVISIOND_TLS_KEY_FILE", /both/],
     [{ PROVISIOND_LOG_LEVEL: "loud" }, "PROVISIOND_LOG_LEVEL", /one of/],
     [{ PROVISIOND_PASSWORD_SYNC: "perhaps" }, "PROVISIOND_PASSWORD_SYNC", /true or false/],

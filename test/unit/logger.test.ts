@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
-import { createLogger } from "../../src/observability/logger.js";
+import { createLogger, loggedUrl } from "../../src/observability/logger.js";
 
 describe("the logger", () => {
   it("logs a database error without its statement or values", () => {
@@ -23,5 +23,14 @@ describe("the logger", () => {
     const text = lines.join("");
     assert.match(text, /ER_DATA_TOO_LONG/);
     assert.ok(!text.includes("scrypt$"), text);
+  });
+
+  it("logs a request URL without the filter's value, which names people", () => {
+    const url = loggedUrl(
+      `/scim/v2/Users?FILTER=${encodeURIComponent('userName eq "alice@example.com"')}&count=5`,
+    );
+    assert.ok(!url.includes("alice"), url);
+    assert.match(url, /count=5/);
+    assert.equal(loggedUrl("/scim/v2/Users/abc"), "/scim/v2/Users/abc");
   });
 });

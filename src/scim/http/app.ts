@@ -4,7 +4,7 @@ import express, { type NextFunction, type Request, type Response, Router } from 
 import type { Logger } from "pino";
 import { pinoHttp } from "pino-http";
 import type { AuthConfig } from "../../config/index.js";
-import { errorSerializer } from "../../observability/logger.js";
+import { errorSerializer, loggedUrl } from "../../observability/logger.js";
 import type { Metrics } from "../../observability/metrics.js";
 import type { WriteGuard } from "../../store/guards.js";
 import type { AppStore } from "../../store/index.js";
@@ -49,6 +49,7 @@ export interface ScimAppDeps {
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
+const AGENT_HEADERS = ["idempotency-key", "x-provisiond-fencing-token"];
 
 /**
  * The agent's headers on a write: Idempotency-Key (the source event) and X-Provisiond-Fencing-Token (its term).
@@ -58,6 +59,7 @@ function guardOf(req: Request, res: Response): WriteGuard | undefined {
   const key = req.get("idempotency-key");
   const token = req.get("x-provisiond-fencing-token");
   if (key === undefined && token === undefined) return undefined;
+  // Refused from anyone else before any route (see createScimApp); checked again where it matters.
   if (res.locals.agent !== true)
     throw new NotTheAgent("X-Provisiond-Fencing-Token and Idempotency-Key are accepted");
   // Its width, as the key's, is checked where it is stored (src/store/guards.ts).
@@ -114,7 +116,7 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
         req: (req) => ({
           id: req.id,
           method: req.method,
-          url: req.url,
+          url: loggedUrl(req.url),
           userAgent: req.headers["user-agent"],
         }),
         res: (res) => ({ statusCode: res.statusCode }),
@@ -136,6 +138,12 @@ export function createScimApp(opts: ScimAppOptions, deps: ScimAppDeps): express.
 
   const scim = Router({ caseSensitive: false });
   scim.use(authMiddleware(opts.auth, opts.bearerTokens, opts.agentToken, () => metrics.authFailures.inc()));
+  // On every route, reads included: a client sending the agent's headers is either confused or probing.
+  scim.use((req, res, next) => {
+    if (res.locals.agent !== true && AGENT_HEADERS.some((h) => req.get(h) !== undefined))
+      throw new NotTheAgent("X-Provisiond-Fencing-Token and Idempotency-Key are accepted");
+    next();
+  });
   scim.use(
     express.json({
       limit: opts.maxBodyBytes,

@@ -1,0 +1,123 @@
+/** The primary side of a node: the election (or none, standalone) and the agent that runs in each term. */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Logger } from "pino";
+import { Agent } from "../agent/agent.js";
+import { OktaClient } from "../agent/okta-client.js";
+import { AgentRunner } from "../agent/runner.js";
+import { ScimClient } from "../agent/scim-client.js";
+import { type Cursor, EtcdCursor, FileCursor } from "../cluster/cursor.js";
+import { type DeadLetters, EtcdDeadLetters, FileDeadLetters } from "../cluster/dead-letters.js";
+import { Election } from "../cluster/election.js";
+import { etcdClient } from "../cluster/etcd.js";
+import type { Config } from "../config/index.js";
+import type { Metrics } from "../observability/metrics.js";
+
+/**
+ * Where the agent's SCIM requests go: the configured connector, or this node's own on loopback (trusting its
+ * own certificate when it serves TLS).
+ */
+export function agentScimTarget(cfg: Config, port: number, agentToken: string) {
+  const a = cfg.agent;
+  const ca = a.scimCaFile ?? (!a.scimUrl && cfg.tls ? cfg.tls.certFile : undefined);
+  return {
+    baseUrl: a.scimUrl ?? `${cfg.tls ? "https" : "http"}://127.0.0.1:${port}/scim/v2`,
+    authorization: `Bearer ${a.scimToken ?? agentToken}`,
+    ...(ca ? { tls: { ca: readFileSync(ca) } } : {}),
+  };
+}
+
+/** The cluster side of a node: election, cursor and dead letters in etcd, or local files when standalone. */
+export function startCluster(cfg: Config, logger: Logger, metrics: Metrics) {
+  const root = `${cfg.cluster.prefix}/${cfg.cluster.name}`;
+  if (!cfg.cluster.etcd) {
+    return {
+      election: undefined,
+      cursor: new FileCursor(resolve(cfg.dataDir, "agent-cursor.json")) as Cursor,
+      deadLetters: new FileDeadLetters(resolve(cfg.dataDir, "dead-letters.jsonl")) as DeadLetters,
+      stop: async () => {},
+    };
+  }
+  const client = etcdClient(cfg.cluster.etcd);
+  const election = new Election({
+    client,
+    root,
+    nodeId: cfg.nodeId,
+    ttlMs: cfg.cluster.leaseTtlMs,
+    logger: logger.child({ component: "election" }),
+    metrics,
+  });
+  return {
+    election,
+    cursor: new EtcdCursor(client, `${root}/cursor`) as Cursor,
+    deadLetters: new EtcdDeadLetters(client, `${root}/dead/`) as DeadLetters,
+    stop: async () => {
+      await election.stop();
+      client.close();
+    },
+  };
+}
+
+export type ClusterSide = ReturnType<typeof startCluster>;
+
+/** The agent: one per term, with its own Okta and SCIM clients, which end with it. */
+export function startAgent(
+  cfg: Config,
+  cluster: ClusterSide,
+  target: ReturnType<typeof agentScimTarget>,
+  logger: Logger,
+  metrics: Metrics,
+): AgentRunner {
+  const a = cfg.agent;
+  const runner: AgentRunner = new AgentRunner({
+    election: cluster.election,
+    // What is in flight when the node stops may finish while the term is surely still ours.
+    drainMs: cfg.cluster.etcd ? cfg.cluster.leaseTtlMs / 2 : 5000,
+    stuckRetryMs: 2 * cfg.cluster.leaseTtlMs,
+    logger,
+    metrics,
+    make: (lead, { halt, cancel }) => {
+      const log = logger.child({ component: "agent", term: lead.term ?? null });
+      const okta = new OktaClient({
+        orgUrl: a.orgUrl!,
+        token: a.apiToken!,
+        metrics,
+        // pino repeats a binding a child sets again: bind `component` once per logger.
+        logger: logger.child({ component: "okta", term: lead.term ?? null }),
+        halt,
+        cancel,
+      });
+      const scim = new ScimClient({ ...target, logger: log, metrics, lead, halt, cancel });
+      const agent = new Agent({
+        lead,
+        halt,
+        okta,
+        appId: a.appId!,
+        scim,
+        cursor: cluster.cursor,
+        deadLetters: cluster.deadLetters,
+        concurrency: a.concurrency,
+        bulkOperations: a.bulkOperations,
+        pollMs: a.pollMs,
+        pageSize: a.pageSize,
+        maxBatchEvents: a.maxBatchEvents,
+        listThreshold: a.listThreshold,
+        reconcileEveryMs: a.reconcileEveryMs,
+        startAt: a.startAt,
+        onFirstApplied: () => cluster.election?.firstEventProcessed(lead),
+        onRoundDone: () => runner.roundSucceeded(),
+        logger: log,
+        metrics,
+      });
+      return {
+        agent,
+        close: async () => {
+          await okta.close();
+          await scim.close();
+        },
+      };
+    },
+  });
+  runner.start();
+  return runner;
+}

@@ -1,0 +1,68 @@
+/** The admin server of a node: /healthz, /readyz, /metrics and the /status document. */
+import type { Server } from "node:http";
+import type { AgentRunner } from "../agent/runner.js";
+import type { Config } from "../config/index.js";
+import { createAdminServer } from "../observability/admin-server.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { AppStore } from "../store/index.js";
+import type { ClusterSide } from "./primary.js";
+
+export interface StatusSources {
+  cfg: Config;
+  store: AppStore;
+  cluster: ClusterSide;
+  /** The agent runner, once it started (read at each request). */
+  runner: () => AgentRunner | undefined;
+  startedAt: string;
+}
+
+/** What GET /status answers (README, "Observability"). */
+export async function nodeStatus(s: StatusSources) {
+  const { cfg, store, cluster } = s;
+  const runner = s.runner();
+  const agent = runner?.current;
+  const cursor = agent?.cursor ?? (await cluster.cursor.read().catch(() => undefined));
+  const dead = await cluster.deadLetters.recent(5).catch(() => ({ total: null, items: [] }));
+  const el = cluster.election?.status();
+  return {
+    nodeId: cfg.nodeId,
+    role: el?.role ?? "standalone",
+    leaderId: el ? el.leaderId : cfg.nodeId,
+    term: el?.term ?? null,
+    since: el?.since ?? s.startedAt,
+    lease: el?.lease ?? null,
+    cursor: cursor
+      ? { published: cursor.published ?? null, updatedAt: cursor.updatedAt, term: cursor.term ?? null }
+      : null,
+    eventLagSeconds: agent?.lastAppliedPublished
+      ? Math.max(0, (Date.now() - Date.parse(agent.lastAppliedPublished)) / 1000)
+      : null,
+    agent: {
+      source: cfg.agent.source,
+      running: agent !== undefined,
+      term: agent?.lead.term ?? null,
+      trouble: runner?.trouble ?? null,
+      fenceAhead: runner?.fenceAhead ?? null,
+      lastDeposed: runner?.lastDeposed ?? null,
+    },
+    breaker: store.breaker.status(),
+    failovers: cluster.election?.failovers ?? [],
+    deadLetters: dead,
+    store: { kind: store.kind },
+    startedAt: s.startedAt,
+  };
+}
+
+export function createNodeAdmin(s: StatusSources, metrics: Metrics): Server {
+  return createAdminServer({
+    metrics,
+    ready: async (query) => {
+      const election = s.cluster.election;
+      if (query.get("role") === "primary" && !(election ? election.isPrimary() : true)) {
+        throw new Error(`this node is ${election?.role ?? "standalone"}, not the primary`);
+      }
+      await s.store.ping();
+    },
+    status: () => nodeStatus(s),
+  });
+}

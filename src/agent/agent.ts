@@ -123,21 +123,21 @@ export class Agent {
   /** Aborted when this agent may start no more work: its term ended or its node is stopping. */
   private readonly stop: AbortSignal;
 
-  constructor(private readonly o: AgentOptions) {
-    this.stop = AbortSignal.any([o.halt, o.lead.signal]);
+  constructor(private readonly opts: AgentOptions) {
+    this.stop = AbortSignal.any([opts.halt, opts.lead.signal]);
   }
 
   /** The term this agent works for. */
   get lead(): Leadership {
-    return this.o.lead;
+    return this.opts.lead;
   }
 
-  /** How this agent's pools run: they stop with the agent, and say when a failure leaves work to wait for. */
-  private pool() {
+  /** How forEachLimit runs for this agent: it stops with the agent, and says when a failure leaves work to wait for. */
+  private limitOptions() {
     return {
       signal: this.stop,
       onFailure: (err: unknown, inFlight: number) =>
-        this.o.logger.warn(
+        this.opts.logger.warn(
           { err: (err as Error).message, inFlight },
           "a request failed; waiting for the requests in flight before the round is retried",
         ),
@@ -145,18 +145,18 @@ export class Agent {
   }
 
   private get active(): boolean {
-    return !this.o.halt.aborted && this.o.lead.isCurrent();
+    return !this.opts.halt.aborted && this.opts.lead.isCurrent();
   }
 
   private ensureActive(): void {
-    if (!this.active) throw new Stopped(`term ${this.o.lead.term ?? "(standalone)"} is over or stopping`);
+    if (!this.active) throw new Stopped(`term ${this.opts.lead.term ?? "(standalone)"} is over or stopping`);
   }
 
   private firstUrl(startAt: string): string {
     const p = new URLSearchParams({
       since: startAt,
       sortOrder: "ASCENDING",
-      limit: String(this.o.pageSize),
+      limit: String(this.opts.pageSize),
       filter: logFilter(),
     });
     return `/api/v1/logs?${p}`;
@@ -170,22 +170,22 @@ export class Agent {
     this.ensureActive();
     if (!this.fenceRaised) {
       // Before the first read: older terms' writes in flight finish first, and any later one is refused.
-      if (!(await this.o.scim.raiseFence()) && this.o.lead.term !== undefined)
-        this.o.logger.warn(
+      if (!(await this.opts.scim.raiseFence()) && this.opts.lead.term !== undefined)
+        this.opts.logger.warn(
           "the connector has no fence (not provisiond?); writes of old terms are not refused",
         );
       this.fenceRaised = true;
     }
-    const startAt = this.o.startAt ?? new Date().toISOString();
-    const stored = await this.o.cursor.start(this.o.lead, {
+    const startAt = this.opts.startAt ?? new Date().toISOString();
+    const stored = await this.opts.cursor.start(this.opts.lead, {
       position: this.firstUrl(startAt),
       updatedAt: new Date().toISOString(),
-      ...(this.o.lead.term !== undefined ? { term: this.o.lead.term } : {}),
+      ...(this.opts.lead.term !== undefined ? { term: this.opts.lead.term } : {}),
     });
     if (!stored) return; // the term ended before it could read where to start
     this.cursor = stored;
     let position = stored.position;
-    this.o.logger.info(
+    this.opts.logger.info(
       { position: stored.published ? `after ${stored.published}` : "the cluster's starting position" },
       "agent started",
     );
@@ -200,30 +200,34 @@ export class Agent {
           position: next,
           published: last.published,
           updatedAt: new Date().toISOString(),
-          ...(this.o.lead.term !== undefined ? { term: this.o.lead.term } : {}),
+          ...(this.opts.lead.term !== undefined ? { term: this.opts.lead.term } : {}),
         };
-        if (!(await this.o.cursor.advance(this.o.lead, value))) {
-          this.o.logger.warn({ term: this.o.lead.term }, "cursor not advanced: this term is over");
+        if (!(await this.opts.cursor.advance(this.opts.lead, value))) {
+          this.opts.logger.warn({ term: this.opts.lead.term }, "cursor not advanced: this term is over");
           return;
         }
         this.cursor = value;
         this.lastAppliedPublished = last.published;
-        this.o.metrics.cursorTimestamp.set(Date.parse(last.published) / 1000);
-        this.o.metrics.eventLag.set(Math.max(0, (Date.now() - Date.parse(last.published)) / 1000));
+        this.opts.metrics.cursorTimestamp.set(Date.parse(last.published) / 1000);
+        this.opts.metrics.eventLag.set(Math.max(0, (Date.now() - Date.parse(last.published)) / 1000));
       }
       position = next;
-      this.o.onRoundDone?.();
-      if (caughtUp && this.o.reconcileEveryMs && Date.now() - this.lastReconcile >= this.o.reconcileEveryMs) {
+      this.opts.onRoundDone?.();
+      if (
+        caughtUp &&
+        this.opts.reconcileEveryMs &&
+        Date.now() - this.lastReconcile >= this.opts.reconcileEveryMs
+      ) {
         await reconcile({
-          okta: this.o.okta,
-          scim: this.o.scim,
-          appId: this.o.appId,
-          concurrency: this.o.concurrency,
-          logger: this.o.logger,
+          okta: this.opts.okta,
+          scim: this.opts.scim,
+          appId: this.opts.appId,
+          concurrency: this.opts.concurrency,
+          logger: this.opts.logger,
         });
         this.lastReconcile = Date.now();
       }
-      if (caughtUp) await sleep(this.o.pollMs, undefined, { signal: this.stop }).catch(() => undefined);
+      if (caughtUp) await sleep(this.opts.pollMs, undefined, { signal: this.stop }).catch(() => undefined);
     }
   }
 
@@ -231,19 +235,19 @@ export class Agent {
   private markFirstApplied(): void {
     if (this.firstApplied) return;
     this.firstApplied = true;
-    this.o.onFirstApplied?.();
+    this.opts.onFirstApplied?.();
   }
 
   private async fetchRound(start: string): Promise<{ events: LogEvent[]; next: string; caughtUp: boolean }> {
     const events: LogEvent[] = [];
     let next = start;
     for (;;) {
-      const page = await this.o.okta.get<LogEvent[]>(next);
+      const page = await this.opts.okta.get<LogEvent[]>(next);
       events.push(...page.items);
       if (page.next) next = page.next;
-      const full = page.items.length >= this.o.pageSize;
+      const full = page.items.length >= this.opts.pageSize;
       if (!full || !page.next) return { events, next, caughtUp: true };
-      if (events.length >= this.o.maxBatchEvents || !this.active) return { events, next, caughtUp: false };
+      if (events.length >= this.opts.maxBatchEvents || !this.active) return { events, next, caughtUp: false };
     }
   }
 
@@ -255,8 +259,8 @@ export class Agent {
       const userTarget = e.target?.find((t) => t.type === "User");
       const groupTarget = e.target?.find((t) => t.type === "UserGroup");
       const appTarget = e.target?.find((t) => t.type === "AppInstance");
-      if (appTarget && appTarget.id !== this.o.appId) {
-        this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
+      if (appTarget && appTarget.id !== this.opts.appId) {
+        this.opts.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
         continue;
       }
       if (GROUP_TYPES.has(e.eventType) && groupTarget) {
@@ -269,14 +273,14 @@ export class Agent {
       }
       if (USER_TYPES.has(e.eventType) && userTarget)
         users.set(userTarget.id, [...(users.get(userTarget.id) ?? []), e]);
-      else this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
+      else this.opts.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
     }
     const scimIds = new Map<string, string>();
     const joined: UserWork[] = [];
     const entries = [...users.entries()];
     // A big round reads Okta by listing every app user, which takes a while; the users of its oldest events
     // go first, read one by one, so they are applied (and a new primary's first event lands) without waiting.
-    const head = entries.length > this.o.listThreshold ? entries.slice(0, this.o.concurrency) : [];
+    const head = entries.length > this.opts.listThreshold ? entries.slice(0, this.opts.concurrency) : [];
     if (head.length) joined.push(...(await this.applyUsers(head, scimIds, false)));
     joined.push(...(await this.applyUsers(entries.slice(head.length), scimIds, true)));
     // Users who entered or left the app change the membership of the pushed groups that contain them, even
@@ -299,7 +303,7 @@ export class Agent {
     // Okta's state and the connector's are independent reads: both at once.
     const [okta, lookup] = await settleAll([
       this.readAppUsers(ids, mayList),
-      findUsers(this.o.scim, ids, this.o.concurrency),
+      findUsers(this.opts.scim, ids, this.opts.concurrency),
     ] as const);
     const { appUsers, refused: oktaRefused } = okta;
     const existing = lookup.found;
@@ -325,14 +329,14 @@ export class Agent {
       // written the account and then failed before the groups followed, leaving nothing to write now.
       if (r.membershipMayChange || w.evs.some((e) => MEMBERSHIP_EVENTS.has(e.eventType))) joined.push(w);
       this.markFirstApplied();
-      for (const e of w.evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: r.outcome });
+      for (const e of w.evs) this.opts.metrics.eventsProcessed.inc({ type: e.eventType, outcome: r.outcome });
     };
     // One request of its own decides a user exactly: a 409 converges, another 4xx is a dead letter, 5xx waits.
     const alone = async (w: UserWork) => {
       try {
         done(
           w,
-          await applyUser(this.o.scim, w.oktaId, appUsers.get(w.oktaId), existing.get(w.oktaId), w.key),
+          await applyUser(this.opts.scim, w.oktaId, appUsers.get(w.oktaId), existing.get(w.oktaId), w.key),
         );
       } catch (err) {
         if (err instanceof Refused) return this.dead(w.evs, w.oktaId, err.message);
@@ -342,24 +346,24 @@ export class Agent {
     for (const w of work) if (!w.plan.request) done(w, w.plan);
     const writes = work.filter((w) => w.plan.request);
     const limits =
-      this.o.bulkOperations > 0 && writes.length > 1 ? await this.o.scim.bulkLimits() : undefined;
+      this.opts.bulkOperations > 0 && writes.length > 1 ? await this.opts.scim.bulkLimits() : undefined;
     if (!limits) {
-      await forEachLimit(writes, this.o.concurrency, alone, this.pool());
+      await forEachLimit(writes, this.opts.concurrency, alone, this.limitOptions());
       return joined;
     }
     const chunks = bulkChunks(
       writes,
-      Math.min(this.o.bulkOperations, limits.maxOperations),
+      Math.min(this.opts.bulkOperations, limits.maxOperations),
       limits.maxPayloadSize,
     );
     // A few bulks in flight keep the connector and the database busy at once; each bulk is one transaction.
     const sendBulk = async (chunk: UserWork[]) => {
       let results: BulkResult[] | undefined;
       try {
-        results = await this.o.scim.bulk(chunk.map((w) => w.plan.request!));
+        results = await this.opts.scim.bulk(chunk.map((w) => w.plan.request!));
       } catch (err) {
         if (!(err instanceof Refused)) throw err;
-        this.o.logger.warn(
+        this.opts.logger.warn(
           { status: err.status, detail: err.detail },
           "bulk refused; sending its writes one by one",
         );
@@ -370,9 +374,9 @@ export class Agent {
         if (!r || r.status < 200 || r.status > 299) retry.push(w);
         else done(w, { ...w.plan, scimId: w.plan.scimId ?? r.location?.split("/").pop() });
       });
-      await forEachLimit(retry, this.o.concurrency, alone, this.pool());
+      await forEachLimit(retry, this.opts.concurrency, alone, this.limitOptions());
     };
-    await forEachLimit(chunks, Math.min(this.o.concurrency, 4), sendBulk, this.pool());
+    await forEachLimit(chunks, Math.min(this.opts.concurrency, 4), sendBulk, this.limitOptions());
     return joined;
   }
 
@@ -386,18 +390,18 @@ export class Agent {
   ): Promise<{ appUsers: Map<string, OktaAppUser>; refused: Map<string, string> }> {
     const appUsers = new Map<string, OktaAppUser>();
     const refused = new Map<string, string>();
-    if (mayList && ids.length > this.o.listThreshold) {
+    if (mayList && ids.length > this.opts.listThreshold) {
       const wanted = new Set(ids);
-      const all = await this.o.okta.getAll<OktaAppUser>(
-        `/api/v1/apps/${this.o.appId}/users?limit=500&expand=user`,
+      const all = await this.opts.okta.getAll<OktaAppUser>(
+        `/api/v1/apps/${this.opts.appId}/users?limit=500&expand=user`,
       );
       for (const au of all) if (wanted.has(au.id)) appUsers.set(au.id, au);
       return { appUsers, refused };
     }
     const readOne = async (id: string) => {
       try {
-        const path = `/api/v1/apps/${this.o.appId}/users/${encodeURIComponent(id)}?expand=user`;
-        appUsers.set(id, (await this.o.okta.get<OktaAppUser>(path)).items);
+        const path = `/api/v1/apps/${this.opts.appId}/users/${encodeURIComponent(id)}?expand=user`;
+        appUsers.set(id, (await this.opts.okta.get<OktaAppUser>(path)).items);
       } catch (err) {
         // 404: not assigned (any more).
         if (err instanceof OktaError && err.status === 404) return;
@@ -405,57 +409,57 @@ export class Agent {
         refused.set(id, `Okta: ${(err as Error).message}`);
       }
     };
-    await forEachLimit(ids, this.o.concurrency, readOne, this.pool());
+    await forEachLimit(ids, this.opts.concurrency, readOne, this.limitOptions());
     return { appUsers, refused };
   }
 
   /** Adds to `groups` the pushed groups that contain any of `users`. */
   private async addGroupsOf(users: UserWork[], groups: Map<string, GroupWork>): Promise<void> {
-    const pushed = await this.o.okta.pushedGroups(this.o.appId);
+    const pushed = await this.opts.okta.pushedGroups(this.opts.appId);
     if (pushed.size === 0) return;
     const add = (groupId: string, w: UserWork) => {
       if (!pushed.has(groupId) || groups.has(groupId)) return;
       groups.set(groupId, { evs: [], key: `${w.key}:${groupId}` });
     };
-    if (users.length > this.o.listThreshold) {
+    if (users.length > this.opts.listThreshold) {
       // Many users: converging every pushed group costs fewer Okta calls than asking for each user's groups.
       for (const id of pushed) add(id, users[users.length - 1]!);
       return;
     }
     await forEachLimit(
       users,
-      this.o.concurrency,
+      this.opts.concurrency,
       async (w) => {
         try {
-          for (const id of await this.o.okta.userGroups(w.oktaId)) add(id, w);
+          for (const id of await this.opts.okta.userGroups(w.oktaId)) add(id, w);
         } catch (err) {
           if (!subjectRefused(err)) throw err;
         }
       },
-      this.pool(),
+      this.limitOptions(),
     );
   }
 
   private async applyGroups(groups: Map<string, GroupWork>, scimIds: Map<string, string>): Promise<void> {
-    const pushed = await this.o.okta.pushedGroups(this.o.appId);
+    const pushed = await this.opts.okta.pushedGroups(this.opts.appId);
     for (const [groupId, { evs, key }] of groups) {
       this.ensureActive();
       if (!pushed.has(groupId)) {
-        for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
+        for (const e of evs) this.opts.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "ignored" });
         continue;
       }
       try {
-        const { name, memberIds } = await this.o.okta.groupWithMembers(groupId);
+        const { name, memberIds } = await this.opts.okta.groupWithMembers(groupId);
         // Only members assigned to the app are pushed, as Okta does.
         const { appUsers: assigned } = await this.readAppUsers(memberIds);
         const scimMembers: string[] = [];
         for (const m of memberIds) {
           if (!assigned.has(m)) continue;
-          const id = scimIds.get(m) ?? (await findUser(this.o.scim, m))?.id;
+          const id = scimIds.get(m) ?? (await findUser(this.opts.scim, m))?.id;
           if (id) scimMembers.push(id);
         }
-        const outcome = await applyGroup(this.o.scim, groupId, name, scimMembers, key);
-        for (const e of evs) this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome });
+        const outcome = await applyGroup(this.opts.scim, groupId, name, scimMembers, key);
+        for (const e of evs) this.opts.metrics.eventsProcessed.inc({ type: e.eventType, outcome });
       } catch (err) {
         if (err instanceof Refused || subjectRefused(err)) {
           await this.dead(
@@ -472,7 +476,7 @@ export class Agent {
 
   private async dead(evs: LogEvent[], subject: string, reason: string): Promise<void> {
     for (const e of evs) {
-      await this.o.deadLetters.record({
+      await this.opts.deadLetters.record({
         eventId: e.uuid,
         eventType: e.eventType,
         published: e.published,
@@ -480,10 +484,10 @@ export class Agent {
         reason,
         at: new Date().toISOString(),
       });
-      this.o.metrics.deadLetters.inc();
-      this.o.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "dead" });
+      this.opts.metrics.deadLetters.inc();
+      this.opts.metrics.eventsProcessed.inc({ type: e.eventType, outcome: "dead" });
     }
-    this.o.logger.error(
+    this.opts.logger.error(
       { subject, reason, events: evs.map((e) => e.uuid) },
       "events recorded as dead letters",
     );

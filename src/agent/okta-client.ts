@@ -69,20 +69,21 @@ export class OktaClient {
   calls = 0;
   private closed = false;
 
-  constructor(private readonly o: OktaClientOptions) {
-    this.origin = new URL(o.orgUrl).origin;
-    this.token = o.token;
-    this.metrics = o.metrics;
-    this.logger = o.logger;
+  constructor(private readonly opts: OktaClientOptions) {
+    this.origin = new URL(opts.orgUrl).origin;
+    this.token = opts.token;
+    this.metrics = opts.metrics;
+    this.logger = opts.logger;
     this.pool = new Pool(this.origin, { connections: 8, keepAliveTimeout: 30_000 });
   }
 
   private checkRunning(): void {
-    if (this.closed || this.o.halt?.aborted || this.o.cancel?.aborted) throw new Stopped("agent stopped");
+    if (this.closed || this.opts.halt?.aborted || this.opts.cancel?.aborted)
+      throw new Stopped("agent stopped");
   }
 
   private wait(ms: number): Promise<void> {
-    return pause(ms, [this.o.halt, this.o.cancel], "waiting for Okta");
+    return pause(ms, [this.opts.halt, this.opts.cancel], "waiting for Okta");
   }
 
   /** GET a path or a full `next` URL; retries 429s and transient failures until stopped. */
@@ -112,7 +113,7 @@ export class OktaClient {
           },
           headersTimeout: 30_000,
           bodyTimeout: 30_000,
-          ...(this.o.cancel ? { signal: this.o.cancel } : {}),
+          ...(this.opts.cancel ? { signal: this.opts.cancel } : {}),
         });
         status = res.statusCode;
         headers = res.headers;

@@ -27,7 +27,7 @@ async function scimUsers(scim: ScimClient): Promise<(ScimUser & { externalId?: s
   }
 }
 
-export async function reconcile(o: {
+export async function reconcile(opts: {
   okta: OktaClient;
   scim: ScimClient;
   appId: string;
@@ -40,19 +40,18 @@ export async function reconcile(o: {
     bag[k] = (bag[k] ?? 0) + 1;
   };
   const appUsers = new Map(
-    (await o.okta.getAll<OktaAppUser>(`/api/v1/apps/${o.appId}/users?limit=500&expand=user`)).map((u) => [
-      u.id,
-      u,
-    ]),
+    (await opts.okta.getAll<OktaAppUser>(`/api/v1/apps/${opts.appId}/users?limit=500&expand=user`)).map(
+      (u) => [u.id, u],
+    ),
   );
   const existing = new Map<string, ScimUser>();
-  for (const u of await scimUsers(o.scim)) if (u.externalId) existing.set(u.externalId, u);
+  for (const u of await scimUsers(opts.scim)) if (u.externalId) existing.set(u.externalId, u);
   // Every assigned user, and every user the app has that Okta no longer assigns (to deactivate).
   const subjects = [...new Set([...appUsers.keys(), ...existing.keys()])];
   const scimIds = new Map<string, string>();
-  await forEachLimit(subjects, o.concurrency, async (id) => {
+  await forEachLimit(subjects, opts.concurrency, async (id) => {
     try {
-      const r = await applyUser(o.scim, id, appUsers.get(id), existing.get(id), `${run}:${id}`);
+      const r = await applyUser(opts.scim, id, appUsers.get(id), existing.get(id), `${run}:${id}`);
       if (r.scimId) scimIds.set(id, r.scimId);
       count(result.users, r.outcome);
     } catch (err) {
@@ -60,19 +59,19 @@ export async function reconcile(o: {
       result.refused.push({ subject: id, reason: err.message });
     }
   });
-  for (const groupId of await o.okta.pushedGroups(o.appId)) {
-    const { name, memberIds } = await o.okta.groupWithMembers(groupId);
+  for (const groupId of await opts.okta.pushedGroups(opts.appId)) {
+    const { name, memberIds } = await opts.okta.groupWithMembers(groupId);
     const ids = memberIds
       .filter((id) => appUsers.has(id))
       .map((id) => scimIds.get(id))
       .filter((x): x is string => x !== undefined);
     try {
-      count(result.groups, await applyGroup(o.scim, groupId, name, ids, `${run}:${groupId}`));
+      count(result.groups, await applyGroup(opts.scim, groupId, name, ids, `${run}:${groupId}`));
     } catch (err) {
       if (!(err instanceof Refused)) throw err;
       result.refused.push({ subject: groupId, reason: err.message });
     }
   }
-  o.logger.info({ ...result, refused: result.refused.length }, "reconciled the app with Okta");
+  opts.logger.info({ ...result, refused: result.refused.length }, "reconciled the app with Okta");
   return result;
 }

@@ -5,8 +5,10 @@
  *
  * `runTerm` is the one loop to read; each branch says what it decided.
  */
+
 import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
+import { ExponentialBackoff } from "cockatiel";
 import type { Logger } from "pino";
 import type { Election } from "../cluster/election.js";
 import { Leadership, TermEnded } from "../cluster/leadership.js";
@@ -16,6 +18,9 @@ import { Blocked, Fenced, ProtocolError, Refused, Stopped } from "./errors.js";
 import { OktaError } from "./okta-client.js";
 
 /** What an agent for one term is made of; `close` releases its clients. */
+/** Between failed rounds: exponential with jitter (cockatiel's decorrelated jitter), from 200 ms to 10 s. */
+const ROUND_RETRY = new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 });
+
 export type AgentFactory = (
   lead: Leadership,
   signals: { halt: AbortSignal; cancel: AbortSignal },
@@ -79,7 +84,7 @@ export class AgentRunner {
   private _fenceAhead: FenceAhead | undefined;
   private _deposed: Deposition | undefined;
 
-  constructor(private readonly o: AgentRunnerOptions) {}
+  constructor(private readonly opts: AgentRunnerOptions) {}
 
   get current(): Agent | undefined {
     return this.agent;
@@ -95,7 +100,7 @@ export class AgentRunner {
   }
 
   start(): void {
-    const election = this.o.election;
+    const election = this.opts.election;
     if (!election) {
       this.serve(Leadership.standalone());
       return;
@@ -111,12 +116,12 @@ export class AgentRunner {
       .catch(async (err) => {
         // Never primary doing nothing: give the term to someone who can use it. After a pause, so a failure
         // that repeats on a lone candidate is not a tight loop of elections.
-        this.o.logger.error(
+        this.opts.logger.error(
           { err, term: lead.term },
           "the agent of a term ended unexpectedly; stepping down",
         );
-        await sleep(this.o.stuckRetryMs, undefined, { signal: this.halt.signal }).catch(() => undefined);
-        this.o.election?.stepDown(lead, "agent-failed");
+        await sleep(this.opts.stuckRetryMs, undefined, { signal: this.halt.signal }).catch(() => undefined);
+        this.opts.election?.stepDown(lead, "agent-failed");
       });
   }
 
@@ -126,10 +131,10 @@ export class AgentRunner {
     // Every request in flight and every back-off holds one listener on these signals, up to
     // PROVISIOND_AGENT_CONCURRENCY (256) at once: Node's leak warning at 10 would be noise, not a leak.
     setMaxListeners(0, cancel, this.halt.signal);
-    const { agent, close } = this.o.make(lead, { halt: this.halt.signal, cancel });
+    const { agent, close } = this.opts.make(lead, { halt: this.halt.signal, cancel });
     this.agent = agent;
     const stop = AbortSignal.any([lead.signal, this.halt.signal]);
-    let backoff = 200;
+    let delay = ROUND_RETRY.next();
     try {
       for (;;) {
         try {
@@ -143,10 +148,10 @@ export class AgentRunner {
           }
           // Decided: retry from the cursor after a back-off, and say so where an operator looks. The back-off
           // starts over once a round has gone through since the last failure.
-          if (this._trouble === undefined) backoff = 200;
+          if (this._trouble === undefined) delay = ROUND_RETRY.next();
           this.failed(err);
-          await sleep(backoff, undefined, { signal: stop }).catch(() => undefined);
-          backoff = Math.min(backoff * 2, 10_000);
+          await sleep(delay.duration, undefined, { signal: stop }).catch(() => undefined);
+          delay = delay.next(undefined);
         }
       }
     } finally {
@@ -158,7 +163,7 @@ export class AgentRunner {
   /** The store refused this term's token. Step down and campaign again, unless no term could ever pass. */
   private async deposed(lead: Leadership, err: Fenced, stop: AbortSignal): Promise<void> {
     this._deposed = { at: new Date().toISOString(), term: lead.term, storedToken: err.storedToken };
-    const election = this.o.election;
+    const election = this.opts.election;
     const revision = await election?.etcdRevision().catch(() => undefined);
     if (err.storedToken !== undefined && revision !== undefined && err.storedToken > revision) {
       // No campaign key can ever get a create revision this high: re-campaigning at once would spin.
@@ -168,14 +173,14 @@ export class AgentRunner {
         etcdRevision: revision,
         fix: FENCE_AHEAD_FIX,
       };
-      this.o.metrics.fenceAhead.set(1);
-      this.o.logger.error(
+      this.opts.metrics.fenceAhead.set(1);
+      this.opts.logger.error(
         { term: lead.term, storedToken: err.storedToken, etcdRevision: revision },
         `agent blocked: ${FENCE_AHEAD_FIX}`,
       );
-      await sleep(this.o.stuckRetryMs, undefined, { signal: stop }).catch(() => undefined);
+      await sleep(this.opts.stuckRetryMs, undefined, { signal: stop }).catch(() => undefined);
     } else {
-      this.o.logger.warn(
+      this.opts.logger.warn(
         { term: lead.term, storedToken: err.storedToken },
         "deposed: the store has a newer term",
       );
@@ -193,8 +198,8 @@ export class AgentRunner {
       message: (err as Error).message,
       failures: (this._trouble?.failures ?? 0) + 1,
     };
-    this.o.metrics.agentRoundFailures.inc({ reason });
-    this.o.logger.error(
+    this.opts.metrics.agentRoundFailures.inc({ reason });
+    this.opts.logger.error(
       { err, reason, failures: this._trouble.failures },
       "agent round failed; retrying from the cursor",
     );
@@ -202,9 +207,9 @@ export class AgentRunner {
 
   /** A round went through: whatever stood in the way has cleared. */
   roundSucceeded(): void {
-    if (this._trouble) this.o.logger.info({ failures: this._trouble.failures }, "agent recovered");
+    if (this._trouble) this.opts.logger.info({ failures: this._trouble.failures }, "agent recovered");
     this._trouble = undefined;
-    if (this._fenceAhead) this.o.metrics.fenceAhead.set(0);
+    if (this._fenceAhead) this.opts.metrics.fenceAhead.set(0);
     this._fenceAhead = undefined;
   }
 
@@ -216,10 +221,13 @@ export class AgentRunner {
     this.halt.abort(new Stopped("node stopping"));
     const drained = await Promise.race([
       this.loop.then(() => true),
-      sleep(this.o.drainMs, undefined, { ref: false }).then(() => false),
+      sleep(this.opts.drainMs, undefined, { ref: false }).then(() => false),
     ]);
     if (!drained) {
-      this.o.logger.warn({ drainMs: this.o.drainMs }, "cutting off the agent's requests still in flight");
+      this.opts.logger.warn(
+        { drainMs: this.opts.drainMs },
+        "cutting off the agent's requests still in flight",
+      );
       this.cut.abort(new Stopped("node stopping"));
       await this.loop;
     }

@@ -8,6 +8,7 @@
  * X-Provisiond-Fencing means the store knows a newer term: this node was deposed. Other 4xx mean the request
  * can never apply.
  */
+import { ExponentialBackoff } from "cockatiel";
 import type { Logger } from "pino";
 import { Pool } from "undici";
 import type { Leadership } from "../cluster/leadership.js";
@@ -15,6 +16,9 @@ import type { Metrics } from "../observability/metrics.js";
 import { Blocked, Fenced, ProtocolError, Refused, Stopped } from "./errors.js";
 import { parseJson } from "./json.js";
 import { pause } from "./pause.js";
+
+/** Retries of one request: exponential with jitter (cockatiel's decorrelated jitter), from 100 ms to 10 s. */
+const RETRY = new ExponentialBackoff({ initialDelay: 100, maxDelay: 10_000 });
 
 export const FENCING_HEADER = "x-provisiond-fencing-token";
 const SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -79,17 +83,17 @@ export class ScimClient {
   private readonly basePath: string;
   private closed = false;
 
-  constructor(private readonly o: ScimClientOptions) {
-    const url = new URL(o.baseUrl);
+  constructor(private readonly opts: ScimClientOptions) {
+    const url = new URL(opts.baseUrl);
     this.basePath = url.pathname.replace(/\/+$/, "");
     this.pool = new Pool(url.origin, {
       connections: 32,
       keepAliveTimeout: 60_000,
-      ...(o.tls
+      ...(opts.tls
         ? {
             connect: {
-              ca: o.tls.ca,
-              rejectUnauthorized: o.tls.rejectUnauthorized ?? true,
+              ca: opts.tls.ca,
+              rejectUnauthorized: opts.tls.rejectUnauthorized ?? true,
               minVersion: "TLSv1.2" as const,
             },
           }
@@ -100,27 +104,27 @@ export class ScimClient {
   /** Why nothing more may go out, or undefined while it may. */
   private stopReason(): string | undefined {
     if (this.closed) return "client closed";
-    if (this.o.halt?.aborted || this.o.cancel?.aborted) return "agent stopped";
-    if (this.o.lead && !this.o.lead.isCurrent()) return `term ${this.o.lead.term} is over`;
+    if (this.opts.halt?.aborted || this.opts.cancel?.aborted) return "agent stopped";
+    if (this.opts.lead && !this.opts.lead.isCurrent()) return `term ${this.opts.lead.term} is over`;
     return undefined;
   }
 
   private backOff(ms: number): Promise<void> {
-    return pause(ms, [this.o.halt, this.o.cancel], "backing off");
+    return pause(ms, [this.opts.halt, this.opts.cancel], "backing off");
   }
 
   async request(method: Method, path: string, body?: unknown, idempotencyKey?: string): Promise<ScimReply> {
-    let attempt = 0;
+    let delay = RETRY.next();
     for (;;) {
       const stop = this.stopReason();
       if (stop) throw new Stopped(stop);
       const headers: Record<string, string> = {
-        authorization: this.o.authorization,
+        authorization: this.opts.authorization,
         accept: "application/scim+json",
         "user-agent": "provisiond-agent",
       };
       if (body !== undefined) headers["content-type"] = "application/scim+json";
-      const term = this.o.lead?.term;
+      const term = this.opts.lead?.term;
       if (term !== undefined && method !== "GET") headers[FENCING_HEADER] = String(term);
       if (idempotencyKey && method !== "GET") headers["idempotency-key"] = idempotencyKey;
       let status: number;
@@ -134,7 +138,7 @@ export class ScimClient {
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
           headersTimeout: 60_000,
           bodyTimeout: 60_000,
-          ...(this.o.cancel ? { signal: this.o.cancel } : {}),
+          ...(this.opts.cancel ? { signal: this.opts.cancel } : {}),
         });
         status = res.statusCode;
         resHeaders = res.headers;
@@ -142,22 +146,29 @@ export class ScimClient {
       } catch (err) {
         const stopped = this.stopReason();
         if (stopped) throw new Stopped(stopped);
-        this.o.metrics.agentRetries.inc({ target: "scim", reason: "network" });
-        this.o.logger.warn({ err: (err as Error).message, method, path }, "connector unreachable; retrying");
-        await this.backOff(Math.min(10_000, 100 * 2 ** Math.min(attempt++, 7)));
+        this.opts.metrics.agentRetries.inc({ target: "scim", reason: "network" });
+        this.opts.logger.warn(
+          { err: (err as Error).message, method, path },
+          "connector unreachable; retrying",
+        );
+        await this.backOff(delay.duration);
+        delay = delay.next(undefined);
         continue;
       }
       // The status decides first: a proxy's error page is not JSON, and must not be read as a refusal.
       if (status === 408 || status === 429 || status >= 500) {
-        this.o.metrics.agentRetries.inc({ target: "scim", reason: String(status) });
+        this.opts.metrics.agentRetries.inc({ target: "scim", reason: String(status) });
         const after = resHeaders["retry-after"];
         const seconds = Number(Array.isArray(after) ? after[0] : after);
         const wait =
           after !== undefined && Number.isFinite(seconds) && seconds >= 0
             ? Math.min(seconds * 1000, 60_000)
-            : Math.min(10_000, 100 * 2 ** Math.min(attempt, 7));
-        attempt++;
-        this.o.logger.warn({ status, method, path, waitMs: wait }, "connector cannot apply now; backing off");
+            : delay.duration;
+        delay = delay.next(undefined);
+        this.opts.logger.warn(
+          { status, method, path, waitMs: wait },
+          "connector cannot apply now; backing off",
+        );
         await this.backOff(wait);
         continue;
       }
@@ -182,7 +193,7 @@ export class ScimClient {
    * false when the connector has no fence (a SCIM server that is not provisiond).
    */
   async raiseFence(): Promise<boolean> {
-    if (this.o.lead?.term === undefined) return false;
+    if (this.opts.lead?.term === undefined) return false;
     try {
       await this.request("POST", "/provisiond/fence", {});
       return true;

@@ -11,10 +11,10 @@ export interface GenCertOptions {
 }
 
 export async function genCert(
-  o: GenCertOptions,
+  opts: GenCertOptions,
 ): Promise<{ certFile: string; keyFile: string; fingerprint: string }> {
-  const notAfter = new Date(Date.now() + o.days * 86_400_000);
-  const pems = await selfsigned.generate([{ name: "commonName", value: o.hosts[0]! }], {
+  const notAfter = new Date(Date.now() + opts.days * 86_400_000);
+  const pems = await selfsigned.generate([{ name: "commonName", value: opts.hosts[0]! }], {
     keySize: 2048,
     algorithm: "sha256",
     notAfterDate: notAfter,
@@ -24,15 +24,15 @@ export async function genCert(
       { name: "extKeyUsage", serverAuth: true },
       {
         name: "subjectAltName",
-        altNames: o.hosts.map((h) =>
+        altNames: opts.hosts.map((h) =>
           /^[\d.]+$/.test(h) || h.includes(":") ? { type: 7, ip: h } : { type: 2, value: h },
         ),
       },
     ],
   });
-  mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
-  const certFile = resolve(o.outDir, "provisiond.crt");
-  const keyFile = resolve(o.outDir, "provisiond.key");
+  mkdirSync(opts.outDir, { recursive: true, mode: 0o700 });
+  const certFile = resolve(opts.outDir, "provisiond.crt");
+  const keyFile = resolve(opts.outDir, "provisiond.key");
   writeFileSync(certFile, pems.cert);
   // writeFileSync's mode applies only to a new file: write a fresh one and rename it over any old key.
   const tmp = `${keyFile}.${process.pid}.tmp`;

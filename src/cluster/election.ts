@@ -9,7 +9,9 @@
  * Each term is a Leadership (src/cluster/leadership.ts): made when this node is elected, ended the moment it
  * is not. Everything else here is read through getters.
  */
+
 import { EventEmitter } from "node:events";
+import { ExponentialBackoff } from "cockatiel";
 import type { Etcd3, Lease, Watcher } from "etcd3";
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
@@ -84,16 +86,18 @@ export class Election extends EventEmitter {
   private readonly electionPrefix: string;
   private leaderKey: string | undefined;
 
-  constructor(private readonly o: ElectionOptions) {
+  constructor(private readonly opts: ElectionOptions) {
     super();
-    if (!Number.isInteger(o.ttlMs / 1000) || o.ttlMs < MIN_TTL_MS)
-      throw new RangeError(`lease TTL must be whole seconds and at least ${MIN_TTL_MS} ms, got ${o.ttlMs}`);
-    this.electionPrefix = `${o.root}/election/`;
-    this.clock = o.clock ?? monotonicClock;
-    this.health = new LeaseHealth(o.ttlMs);
+    if (!Number.isInteger(opts.ttlMs / 1000) || opts.ttlMs < MIN_TTL_MS)
+      throw new RangeError(
+        `lease TTL must be whole seconds and at least ${MIN_TTL_MS} ms, got ${opts.ttlMs}`,
+      );
+    this.electionPrefix = `${opts.root}/election/`;
+    this.clock = opts.clock ?? monotonicClock;
+    this.health = new LeaseHealth(opts.ttlMs);
     // A lease that went unacknowledged past TTL/2 is never trusted again (LeaseSweeper relies on it).
     this.timer = new DemotionTimer(this.health, () => this.lost("keepalive"), this.clock);
-    this.sweeper = new LeaseSweeper(o.client, o.logger, o.metrics, this.clock);
+    this.sweeper = new LeaseSweeper(opts.client, opts.logger, opts.metrics, this.clock);
   }
 
   get role(): Role {
@@ -119,7 +123,7 @@ export class Election extends EventEmitter {
   }
 
   get ttlSeconds(): number {
-    return this.o.ttlMs / 1000;
+    return this.opts.ttlMs / 1000;
   }
 
   /** Whether this node may act as primary right now. */
@@ -135,7 +139,7 @@ export class Election extends EventEmitter {
       term: this.term ?? null,
       since: this._since ?? null,
       lease: {
-        ttlMs: this.o.ttlMs,
+        ttlMs: this.opts.ttlMs,
         lastKeepaliveAgeMs: this.health.age(now) ?? null,
         healthy: this.health.healthy(now),
         key: this.campaignKey ?? null,
@@ -145,7 +149,7 @@ export class Election extends EventEmitter {
 
   /** etcd's current revision: no campaign key can have a create revision above it. */
   async etcdRevision(): Promise<number> {
-    const res = await this.o.client.get(this.electionPrefix).options(deadline(2000)).exec();
+    const res = await this.opts.client.get(this.electionPrefix).options(deadline(2000)).exec();
     return Number(res.header.revision);
   }
 
@@ -153,30 +157,32 @@ export class Election extends EventEmitter {
     this.running = true;
     // Not awaited: with etcd down at startup the watch waits for it; the periodic evaluation covers the gap.
     this.startWatch().catch((err) =>
-      this.o.logger.warn({ err: (err as Error).message }, "election watch not established yet"),
+      this.opts.logger.warn({ err: (err as Error).message }, "election watch not established yet"),
     );
-    this.evaluateLoop = setInterval(() => void this.evaluate(), Math.max(200, this.o.ttlMs / 4));
+    this.evaluateLoop = setInterval(() => void this.evaluate(), Math.max(200, this.opts.ttlMs / 4));
     this.ensureCampaign();
   }
 
   private async startWatch(): Promise<void> {
-    this.watcher = await this.o.client.watch().prefix(this.electionPrefix).create();
+    this.watcher = await this.opts.client.watch().prefix(this.electionPrefix).create();
     this.watcher.on("delete", (kv) => {
       if (this.leaderKey === kv.key.toString()) this.previousGoneAt = this.clock.now();
       void this.evaluate();
     });
     this.watcher.on("put", () => void this.evaluate());
     this.watcher.on("error", (err) =>
-      this.o.logger.warn({ err }, "election watch error; re-evaluating periodically"),
+      this.opts.logger.warn({ err }, "election watch error; re-evaluating periodically"),
     );
   }
 
   /** Grants a lease, puts the campaign key, and keeps the lease alive. Retries until stopped. */
   private async campaign(): Promise<void> {
-    let backoff = 100;
+    // Exponential with jitter (cockatiel's decorrelated jitter), so nodes that lost etcd together do not
+    // campaign in lockstep when it returns.
+    let delay = new ExponentialBackoff({ initialDelay: 100, maxDelay: this.opts.ttlMs / 2 }).next();
     while (this.running && !this.campaignKey) {
       try {
-        const lease = this.o.client.lease(this.ttlSeconds, { autoKeepAlive: false });
+        const lease = this.opts.client.lease(this.ttlSeconds, { autoKeepAlive: false });
         const sentAt = this.clock.now();
         const id = await lease.grant();
         this.health.reset();
@@ -184,32 +190,32 @@ export class Election extends EventEmitter {
         const key = `${this.electionPrefix}${id}`;
         const put = await lease
           .put(key)
-          .value(this.o.nodeId)
-          .options(deadline(this.o.ttlMs / 2))
+          .value(this.opts.nodeId)
+          .options(deadline(this.opts.ttlMs / 2))
           .exec();
         this.lease = lease;
         this.campaignKey = key;
         this.campaignRevision = Number(put.header.revision);
         this.startKeepalives();
-        this.o.logger.info({ key, ttlMs: this.o.ttlMs }, "campaigning for primary");
+        this.opts.logger.info({ key, ttlMs: this.opts.ttlMs }, "campaigning for primary");
         await this.evaluate();
         return;
       } catch (err) {
-        this.o.logger.warn({ err: (err as Error).message }, "cannot campaign; etcd unreachable? retrying");
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(backoff * 2, this.o.ttlMs / 2);
+        this.opts.logger.warn({ err: (err as Error).message }, "cannot campaign; etcd unreachable? retrying");
+        await new Promise((r) => setTimeout(r, delay.duration));
+        delay = delay.next(undefined);
       }
     }
   }
 
   private startKeepalives(): void {
-    const every = Math.max(100, this.o.ttlMs / 6);
+    const every = Math.max(100, this.opts.ttlMs / 6);
     const tick = async () => {
       const lease = this.lease;
       if (!lease) return;
       const sentAt = this.clock.now();
       try {
-        const res = await lease.keepaliveOnce(deadline(this.o.ttlMs / 3));
+        const res = await lease.keepaliveOnce(deadline(this.opts.ttlMs / 3));
         if (Number(res.TTL) <= 0) throw new Error("etcd says the lease has expired");
         if (lease !== this.lease) return;
         if (this.health.acknowledge(sentAt, this.clock.now()) === "too-late") {
@@ -219,8 +225,8 @@ export class Election extends EventEmitter {
         }
         this.timer.arm();
       } catch (err) {
-        this.o.metrics.keepaliveFailures.inc();
-        this.o.logger.warn(
+        this.opts.metrics.keepaliveFailures.inc();
+        this.opts.logger.warn(
           { err: (err as Error).message, ageMs: this.health.age(this.clock.now()) },
           "lease keepalive failed",
         );
@@ -240,11 +246,11 @@ export class Election extends EventEmitter {
     let candidates: Candidate[];
     let readRevision: number;
     try {
-      const res = await this.o.client
+      const res = await this.opts.client
         .getAll()
         .prefix(this.electionPrefix)
         .sort("Create", "Ascend")
-        .options(deadline(Math.max(500, this.o.ttlMs / 4)))
+        .options(deadline(Math.max(500, this.opts.ttlMs / 4)))
         .exec();
       readRevision = Number(res.header.revision);
       candidates = res.kvs.map((kv) => ({
@@ -283,7 +289,7 @@ export class Election extends EventEmitter {
     const failover: Failover = {
       at: this._since,
       from: this.previousLeader ?? null,
-      to: this.o.nodeId,
+      to: this.opts.nodeId,
       term: mine.createRevision,
       electedAfterMs: goneAt !== undefined ? Math.round(this.clock.now() - goneAt) : null,
     };
@@ -292,9 +298,9 @@ export class Election extends EventEmitter {
     const leadership = new Leadership(mine.createRevision, mine.key, () => this.isPrimary());
     this.leadership = leadership;
     this.failoverClock.set(leadership, { failover, goneAt });
-    this.o.metrics.leader.set(1);
-    this.o.metrics.leaderTransitions.inc({ to: "primary" });
-    this.o.logger.info({ term: leadership.term, failover }, "elected primary");
+    this.opts.metrics.leader.set(1);
+    this.opts.metrics.leaderTransitions.inc({ to: "primary" });
+    this.opts.logger.info({ term: leadership.term, failover }, "elected primary");
     this.emit("elected", leadership);
   }
 
@@ -306,8 +312,8 @@ export class Election extends EventEmitter {
     if (f.goneAt === undefined) return;
     const ms = this.clock.now() - f.goneAt;
     f.failover.firstEventAfterMs = Math.round(ms);
-    this.o.metrics.failoverDuration.observe(ms / 1000);
-    this.o.logger.info(
+    this.opts.metrics.failoverDuration.observe(ms / 1000);
+    this.opts.logger.info(
       { term: lead.term, failoverSeconds: ms / 1000 },
       "first event processed after failover",
     );
@@ -320,10 +326,10 @@ export class Election extends EventEmitter {
     const term = this.leadership?.term;
     this.leadership?.end(reason);
     this.leadership = undefined;
-    this.o.metrics.leader.set(0);
-    this.o.metrics.leaderTransitions.inc({ to: "standby" });
-    if (reason !== "resigned") this.o.metrics.selfDemotions.inc({ reason });
-    this.o.logger.warn({ term, reason }, "no longer primary");
+    this.opts.metrics.leader.set(0);
+    this.opts.metrics.leaderTransitions.inc({ to: "standby" });
+    if (reason !== "resigned") this.opts.metrics.selfDemotions.inc({ reason });
+    this.opts.logger.warn({ term, reason }, "no longer primary");
     this.emit("demoted", { term, reason });
   }
 
@@ -341,7 +347,7 @@ export class Election extends EventEmitter {
    */
   stepDown(lead: Leadership, reason: string): void {
     if (!this.running || lead !== this.leadership) return;
-    this.o.logger.warn({ term: lead.term, reason }, "stepping down; campaigning again");
+    this.opts.logger.warn({ term: lead.term, reason }, "stepping down; campaigning again");
     this.lost(reason);
   }
 
@@ -364,11 +370,11 @@ export class Election extends EventEmitter {
     this.lease = undefined;
     this.campaignKey = undefined;
     try {
-      if (key) await this.o.client.delete().key(key).options(deadline(timeoutMs)).exec();
+      if (key) await this.opts.client.delete().key(key).options(deadline(timeoutMs)).exec();
       await lease?.revoke(deadline(timeoutMs));
     } catch (err) {
       lease?.release();
-      this.o.logger.warn(
+      this.opts.logger.warn(
         { err: (err as Error).message },
         "could not give up the lease cleanly; it will expire on its own",
       );

@@ -2,15 +2,9 @@
 import type { Resource } from "../scim/model/attribute-path.js";
 import { IN_CHUNK, insertRows, placeholders, type Queryable } from "./db.js";
 import type { Sql } from "./filter-sql.js";
+import { countRecords, type ResourceRecord, type ResourceRow, selectRecords, toRecord } from "./records.js";
 
-export interface GroupRecord {
-  seq: number;
-  id: string;
-  created: string;
-  lastModified: string;
-  version: number;
-  doc: Resource;
-}
+export type GroupRecord = ResourceRecord;
 
 export interface Member {
   value: string;
@@ -18,27 +12,7 @@ export interface Member {
   display?: string;
 }
 
-interface Row {
-  seq: number;
-  id: string;
-  created: string;
-  last_modified: string;
-  version: number;
-  doc: string;
-}
-
-const SELECT = "SELECT g.seq, g.id, g.created, g.last_modified, g.version, g.doc FROM scim_groups g";
-
-function toRecord(r: Row): GroupRecord {
-  return {
-    seq: Number(r.seq),
-    id: r.id,
-    created: r.created,
-    lastModified: r.last_modified,
-    version: Number(r.version),
-    doc: JSON.parse(r.doc) as Resource,
-  };
-}
+const SELECT = selectRecords("scim_groups", "g");
 
 export class GroupRepo {
   constructor(
@@ -49,7 +23,7 @@ export class GroupRepo {
   ) {}
 
   async findById(id: string, lock = false): Promise<GroupRecord | undefined> {
-    const rows = await this.q.all<Row>(`${SELECT} WHERE g.id = ?${lock ? this.forUpdate : ""}`, [id]);
+    const rows = await this.q.all<ResourceRow>(`${SELECT} WHERE g.id = ?${lock ? this.forUpdate : ""}`, [id]);
     return rows[0] ? toRecord(rows[0]) : undefined;
   }
 
@@ -100,12 +74,8 @@ export class GroupRepo {
     await this.q.run("DELETE FROM scim_groups WHERE seq = ?", [current.seq]);
   }
 
-  async count(where: Sql): Promise<number> {
-    const rows = await this.q.all<{ n: number }>(
-      `SELECT COUNT(*) AS n FROM scim_groups g WHERE ${where.sql}`,
-      where.params,
-    );
-    return Number(rows[0]?.n ?? 0);
+  count(where: Sql): Promise<number> {
+    return countRecords(this.q, "scim_groups", "g", where);
   }
 
   async list(
@@ -117,12 +87,10 @@ export class GroupRepo {
   ): Promise<GroupRecord[]> {
     const dir = descending ? "DESC" : "ASC";
     const orderSql = order ? `${order.sql} ${dir}, g.seq ${dir}` : "g.seq";
-    const rows = await this.q.all<Row>(`${SELECT} WHERE ${where.sql} ORDER BY ${orderSql} LIMIT ? OFFSET ?`, [
-      ...where.params,
-      ...(order?.params ?? []),
-      limit,
-      offset,
-    ]);
+    const rows = await this.q.all<ResourceRow>(
+      `${SELECT} WHERE ${where.sql} ORDER BY ${orderSql} LIMIT ? OFFSET ?`,
+      [...where.params, ...(order?.params ?? []), limit, offset],
+    );
     return rows.map(toRecord);
   }
 

@@ -5,15 +5,9 @@ import { indexRows } from "./attr-index.js";
 import { allIn, insertRows, type Queryable } from "./db.js";
 import { ValueTooLarge } from "./errors.js";
 import { type Sql, USER_COLUMN_ATTRS } from "./filter-sql.js";
+import { countRecords, type ResourceRecord, type ResourceRow, selectRecords, toRecord } from "./records.js";
 
-export interface UserRecord {
-  seq: number;
-  id: string;
-  created: string;
-  lastModified: string;
-  version: number;
-  doc: Resource;
-}
+export type UserRecord = ResourceRecord;
 
 export interface UserWrite {
   id: string;
@@ -31,27 +25,7 @@ export interface CustomColumn {
   multiValued: boolean;
 }
 
-interface Row {
-  seq: number;
-  id: string;
-  created: string;
-  last_modified: string;
-  version: number;
-  doc: string;
-}
-
-const SELECT = "SELECT u.seq, u.id, u.created, u.last_modified, u.version, u.doc FROM scim_users u";
-
-function toRecord(r: Row): UserRecord {
-  return {
-    seq: Number(r.seq),
-    id: r.id,
-    created: r.created,
-    lastModified: r.last_modified,
-    version: Number(r.version),
-    doc: JSON.parse(r.doc) as Resource,
-  };
-}
+const SELECT = selectRecords("scim_users", "u");
 
 function primaryEmail(doc: Resource): string | null {
   const emails = (doc.emails as Resource[] | undefined) ?? [];
@@ -152,7 +126,7 @@ export class UserRepo {
   }
 
   async findById(id: string, lock = false): Promise<UserRecord | undefined> {
-    const rows = await this.q.all<Row>(`${SELECT} WHERE u.id = ?${lock ? this.forUpdate : ""}`, [id]);
+    const rows = await this.q.all<ResourceRow>(`${SELECT} WHERE u.id = ?${lock ? this.forUpdate : ""}`, [id]);
     return rows[0] ? toRecord(rows[0]) : undefined;
   }
 
@@ -268,12 +242,8 @@ export class UserRepo {
     await this.q.run("DELETE FROM scim_users WHERE seq = ?", [current.seq]);
   }
 
-  async count(where: Sql): Promise<number> {
-    const rows = await this.q.all<{ n: number }>(
-      `SELECT COUNT(*) AS n FROM scim_users u WHERE ${where.sql}`,
-      where.params,
-    );
-    return Number(rows[0]?.n ?? 0);
+  count(where: Sql): Promise<number> {
+    return countRecords(this.q, "scim_users", "u", where);
   }
 
   private static page(
@@ -299,7 +269,7 @@ export class UserRepo {
     limit: number,
   ): Promise<UserRecord[]> {
     const { tail, params } = UserRepo.page(where, order, descending, offset, limit);
-    return (await this.q.all<Row>(`${SELECT} ${tail}`, params)).map(toRecord);
+    return (await this.q.all<ResourceRow>(`${SELECT} ${tail}`, params)).map(toRecord);
   }
 
   /**
@@ -324,7 +294,7 @@ export class UserRepo {
   /** These users, in this order (a seq no longer there is left out). */
   async bySeq(seqs: number[]): Promise<UserRecord[]> {
     const rows = new Map(
-      (await allIn<Row>(this.q, `${SELECT} WHERE u.seq IN`, seqs)).map((r) => [Number(r.seq), r]),
+      (await allIn<ResourceRow>(this.q, `${SELECT} WHERE u.seq IN`, seqs)).map((r) => [Number(r.seq), r]),
     );
     return seqs.flatMap((seq) => {
       const r = rows.get(seq);

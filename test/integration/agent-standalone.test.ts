@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TestNode } from "../support/node.js";
-import { diffWithTruth, SimHandle, type Truth, waitFor } from "../support/okta-sim.js";
+import { diffWithTruth, SimHandle, type Truth, waitConverged, waitFor } from "../support/okta-sim.js";
 
 describe("agent (standalone, SQLite)", () => {
   let sim: SimHandle;
@@ -15,13 +15,6 @@ describe("agent (standalone, SQLite)", () => {
     await node.stop();
     await sim.stop();
   });
-
-  let lastDiff: string[] = [];
-  const converged = async () => {
-    const truth = (await sim.control("GET", "/truth")) as Truth;
-    lastDiff = await diffWithTruth((p) => node.request("GET", p), truth);
-    return lastDiff.length === 0;
-  };
 
   it("applies assignments, profile changes, username changes, unassignment, lifecycle and group push", async () => {
     const ids: string[] = [];
@@ -46,19 +39,17 @@ describe("agent (standalone, SQLite)", () => {
     await sim.control("POST", "/membership", { groupId: g.id, userId: ids[0], add: false });
     await sim.control("POST", "/rename-group", { groupId: g.id, name: "Engineering (EU)" });
 
-    await waitFor("the connector to match the simulator", converged).catch((err) => {
-      throw new Error(`${err.message}: ${lastDiff.slice(0, 5).join("; ")}`);
-    });
+    await waitConverged(sim, (p) => node.request("GET", p));
     const truth = (await sim.control("GET", "/truth")) as Truth;
     assert.deepEqual(await diffWithTruth((p) => node.request("GET", p), truth), []);
     assert.equal(truth.users.find((u) => u.externalId === ids[3])!.active, false);
 
-    const status = await (await fetch(`${node.admin}/status`)).json();
+    const status = await node.status();
     assert.equal(status.role, "standalone");
     assert.equal(status.agent.running, true);
     assert.ok(status.cursor.published);
     assert.equal(status.deadLetters.total, 0);
-    const metrics = await (await fetch(`${node.admin}/metrics`)).text();
+    const metrics = await node.metrics();
     assert.match(
       metrics,
       /provisiond_events_processed_total\{[^}]*type="application.user_membership.add"[^}]*outcome="created"[^}]*\} 30/,
@@ -82,7 +73,7 @@ describe("agent (standalone, SQLite)", () => {
       "the next event to apply",
       async () => (await node.request("GET", `/Users?filter=${q}`)).body.totalResults === 1,
     );
-    const metrics = await (await fetch(`${node.admin}/metrics`)).text();
+    const metrics = await node.metrics();
     assert.match(metrics, /provisiond_dead_letters_total\{[^}]*\} 1/);
   });
 });

@@ -4,15 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { MariaDb } from "../support/mariadb.js";
-import { type Reply, TestNode } from "../support/node.js";
-import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
+import { type NodeOnStore, nodeOnStore, type Reply, type TestNode } from "../support/node.js";
+import { GROUP_SCHEMA, PATCH_OP, USER_SCHEMA } from "../support/schemas.js";
 
-const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const TABLES = ["scim_users", "scim_user_attrs", "scim_groups", "scim_group_members", "scim_audit"];
 
 describe("bad input (MariaDB)", () => {
-  let maria: MariaDb;
+  let fixture: NodeOnStore;
   let node: TestNode;
   let userId: string;
   let groupId: string;
@@ -33,11 +31,11 @@ describe("bad input (MariaDB)", () => {
   }
 
   before(async () => {
-    maria = await MariaDb.start({ fast: true });
-    node = await TestNode.start(await maria.createDatabase("bad_input"), {
+    fixture = await nodeOnStore("mariadb", "bad_input", {
       PROVISIOND_SCIM_MAX_BODY_BYTES: "4096",
       PROVISIOND_SCIM_MAX_RESULTS: "50",
     });
+    node = fixture.node;
     userId = (
       await node.request("POST", "/Users", {
         schemas: [USER_SCHEMA],
@@ -54,10 +52,7 @@ describe("bad input (MariaDB)", () => {
       })
     ).body.id;
   });
-  after(async () => {
-    await node.stop();
-    await maria.destroy();
-  });
+  after(() => fixture.stop());
 
   const cases: [string, () => [string, string, unknown, Record<string, string>?], number, string?][] = [
     ["malformed JSON", () => ["POST", "/Users", '{"userName": "x", ', {}], 400, "invalidSyntax"],
@@ -296,7 +291,10 @@ describe("bad input (MariaDB)", () => {
       () => [
         "PATCH",
         `/Users/${userId}`,
-        { schemas: [PATCH], Operations: [{ op: "replace", path: "userName", value: "Other@Example.com" }] },
+        {
+          schemas: [PATCH_OP],
+          Operations: [{ op: "replace", path: "userName", value: "Other@Example.com" }],
+        },
         {},
       ],
       409,
@@ -372,7 +370,7 @@ describe("bad input (MariaDB)", () => {
       () => [
         "PATCH",
         `/Users/${userId}`,
-        { schemas: [PATCH], Operations: [{ op: "merge", path: "title", value: "x" }] },
+        { schemas: [PATCH_OP], Operations: [{ op: "merge", path: "title", value: "x" }] },
         {},
       ],
       400,
@@ -384,7 +382,7 @@ describe("bad input (MariaDB)", () => {
         "PATCH",
         `/Users/${userId}`,
         {
-          schemas: [PATCH],
+          schemas: [PATCH_OP],
           Operations: [
             { op: "replace", path: "title", value: "changed" },
             { op: "replace", path: "nosuch", value: 1 },
@@ -401,7 +399,7 @@ describe("bad input (MariaDB)", () => {
         "PATCH",
         `/Users/${userId}`,
         {
-          schemas: [PATCH],
+          schemas: [PATCH_OP],
           Operations: [{ op: "replace", path: 'emails[type eq "home"].value', value: "h@x" }],
         },
         {},
@@ -415,7 +413,7 @@ describe("bad input (MariaDB)", () => {
         "PATCH",
         `/Users/${userId}`,
         {
-          schemas: [PATCH],
+          schemas: [PATCH_OP],
           Operations: [{ op: "replace", path: "meta.created", value: "2020-01-01T00:00:00Z" }],
         },
         {},
@@ -428,7 +426,7 @@ describe("bad input (MariaDB)", () => {
       () => [
         "PATCH",
         `/Users/${userId}`,
-        { schemas: [PATCH], Operations: [{ op: "add", path: "emails[type eq", value: "x" }] },
+        { schemas: [PATCH_OP], Operations: [{ op: "add", path: "emails[type eq", value: "x" }] },
         {},
       ],
       400,
@@ -436,7 +434,7 @@ describe("bad input (MariaDB)", () => {
     ],
     [
       "PATCH without Operations",
-      () => ["PATCH", `/Users/${userId}`, { schemas: [PATCH] }, {}],
+      () => ["PATCH", `/Users/${userId}`, { schemas: [PATCH_OP] }, {}],
       400,
       "invalidSyntax",
     ],
@@ -446,7 +444,7 @@ describe("bad input (MariaDB)", () => {
         "PATCH",
         `/Groups/${groupId}`,
         {
-          schemas: [PATCH],
+          schemas: [PATCH_OP],
           Operations: [
             { op: "replace", value: { displayName: "Renamed" } },
             { op: "add", path: "members", value: [{ value: "no-such-id" }] },
@@ -462,7 +460,7 @@ describe("bad input (MariaDB)", () => {
       () => [
         "PATCH",
         `/Groups/${groupId}`,
-        { schemas: [PATCH], Operations: [{ op: "add", path: "members", value: [{ value: groupId }] }] },
+        { schemas: [PATCH_OP], Operations: [{ op: "add", path: "members", value: [{ value: groupId }] }] },
         {},
       ],
       400,

@@ -5,12 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { MariaDb } from "../support/mariadb.js";
-import { type Reply, TestNode } from "../support/node.js";
-import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
+import { type NodeOnStore, nodeOnStore, type Reply, type TestNode } from "../support/node.js";
+import { GROUP_SCHEMA, PATCH_OP, USER_SCHEMA } from "../support/schemas.js";
 
 const BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
-const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 interface Op {
   method: string;
@@ -29,31 +27,24 @@ const user = (bulkId: string, userName: string): Op => ({
 
 for (const store of ["MariaDB", "SQLite"] as const) {
   describe(`POST /Bulk (${store})`, () => {
-    let maria: MariaDb | undefined;
+    let fixture: NodeOnStore;
     let node: TestNode;
-    const count = async (sql: string, params: unknown[] = []) =>
-      Number((await node.node.store.db.transaction((q) => q.all<{ n: number }>(sql, params)))[0]!.n);
     const bulk = (ops: Op[], headers: Record<string, string> = {}, extra: Record<string, unknown> = {}) =>
       node.request("POST", "/Bulk", { schemas: [BULK], ...extra, Operations: ops }, headers);
     const statuses = (r: Reply) => (r.body.Operations as { status: string }[]).map((o) => o.status);
     const snapshot = async () =>
       [
-        await count("SELECT COUNT(*) AS n FROM scim_users"),
-        await count("SELECT COUNT(*) AS n FROM scim_groups"),
-        await count("SELECT COUNT(*) AS n FROM scim_audit"),
-        await count("SELECT COUNT(*) AS n FROM provisiond_idempotency"),
+        await node.count("SELECT COUNT(*) AS n FROM scim_users"),
+        await node.count("SELECT COUNT(*) AS n FROM scim_groups"),
+        await node.count("SELECT COUNT(*) AS n FROM scim_audit"),
+        await node.count("SELECT COUNT(*) AS n FROM provisiond_idempotency"),
       ].join(",");
 
     before(async () => {
-      if (store === "MariaDB") {
-        maria = await MariaDb.start({ fast: true });
-        node = await TestNode.start(await maria.createDatabase("bulk"));
-      } else node = await TestNode.start();
+      fixture = await nodeOnStore(store === "MariaDB" ? "mariadb" : "sqlite", "bulk");
+      node = fixture.node;
     });
-    after(async () => {
-      await node.stop();
-      await maria?.destroy();
-    });
+    after(() => fixture.stop());
 
     it("is advertised in ServiceProviderConfig", async () => {
       const spc = (await node.request("GET", "/ServiceProviderConfig")).body;
@@ -78,7 +69,7 @@ for (const store of ["MariaDB", "SQLite"] as const) {
         {
           method: "PATCH",
           path: "/Users/bulkId:u3",
-          data: { schemas: [PATCH], Operations: [{ op: "replace", value: { displayName: "Three" } }] },
+          data: { schemas: [PATCH_OP], Operations: [{ op: "replace", value: { displayName: "Three" } }] },
         },
         { method: "DELETE", path: "/Users/bulkId:u2" },
       ]);
@@ -102,7 +93,7 @@ for (const store of ["MariaDB", "SQLite"] as const) {
     });
 
     it("answers each operation's error on its own, and failOnErrors stops after that many", async () => {
-      const before = await count("SELECT COUNT(*) AS n FROM scim_users");
+      const before = await node.count("SELECT COUNT(*) AS n FROM scim_users");
       const r = await bulk([
         user("a", "errs.a@example.com"),
         {
@@ -122,7 +113,7 @@ for (const store of ["MariaDB", "SQLite"] as const) {
       assert.equal(r.body.Operations[1].response.scimType, "invalidValue");
       assert.equal(r.body.Operations[2].response.scimType, "uniqueness");
       assert.equal(r.body.Operations[1].response.status, "400");
-      assert.equal(await count("SELECT COUNT(*) AS n FROM scim_users"), before + 2);
+      assert.equal(await node.count("SELECT COUNT(*) AS n FROM scim_users"), before + 2);
 
       const stopped = await bulk(
         [
@@ -135,7 +126,7 @@ for (const store of ["MariaDB", "SQLite"] as const) {
       );
       assert.deepEqual(statuses(stopped), ["201", "409"]);
       assert.equal(
-        await count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["errs.d@example.com"]),
+        await node.count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["errs.d@example.com"]),
         0,
       );
     });
@@ -186,7 +177,9 @@ for (const store of ["MariaDB", "SQLite"] as const) {
       assert.deepEqual(again.body, first.body);
       assert.equal(await snapshot(), was);
       assert.equal(
-        await count("SELECT COUNT(*) AS n FROM scim_audit WHERE idempotency_key LIKE ?", ["evt-%:create"]),
+        await node.count("SELECT COUNT(*) AS n FROM scim_audit WHERE idempotency_key LIKE ?", [
+          "evt-%:create",
+        ]),
         30,
       );
       // A key applied by a bulk replays as a single request with the full body, and the other way round.
@@ -224,9 +217,12 @@ for (const store of ["MariaDB", "SQLite"] as const) {
         JSON.stringify(r.body.Operations.map((o: { location: string }) => o.location)),
       );
       assert.equal(new Set(locations).size, 1, "every reply names the same users");
-      assert.equal(await count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name LIKE ?", ["race%"]), 40);
       assert.equal(
-        await count("SELECT COUNT(*) AS n FROM scim_audit WHERE idempotency_key LIKE ?", ["race-%"]),
+        await node.count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name LIKE ?", ["race%"]),
+        40,
+      );
+      assert.equal(
+        await node.count("SELECT COUNT(*) AS n FROM scim_audit WHERE idempotency_key LIKE ?", ["race-%"]),
         40,
       );
     });
@@ -250,7 +246,7 @@ for (const store of ["MariaDB", "SQLite"] as const) {
       });
       assert.equal(res.status, 401);
       assert.equal(
-        await count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["noauth@example.com"]),
+        await node.count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["noauth@example.com"]),
         0,
       );
     });

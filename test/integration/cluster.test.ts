@@ -8,7 +8,7 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { Cluster, type NodeProc } from "../support/cluster.js";
 import { assertHistory } from "../support/history.js";
 import { metricValue } from "../support/metrics.js";
-import { diffWithTruth, type Truth, waitFor } from "../support/okta-sim.js";
+import { diffWithTruth, type Truth, waitConverged, waitFor } from "../support/okta-sim.js";
 import type { Arrival } from "../support/scim-proxy.js";
 
 const TTL = 2000;
@@ -16,7 +16,6 @@ const isWrite = (a: Arrival) => a.method !== "GET";
 
 describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, () => {
   let c: Cluster;
-  let lastDiff: string[] = [];
 
   before(async () => {
     c = await Cluster.start({ ttlMs: TTL, proxies: true });
@@ -29,17 +28,7 @@ describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, 
     for (const n of c.nodes) if (!c.alive().includes(n)) await c.startNode(n);
   });
 
-  const converged = async () => {
-    const truth = (await c.sim.control("GET", "/truth")) as Truth;
-    lastDiff = await diffWithTruth((p) => c.scim(p), truth);
-    return lastDiff.length === 0;
-  };
-  const waitConverged = (what: string) =>
-    waitFor(what, converged, 120_000).catch((err) => {
-      throw new Error(
-        `${err.message}: ${lastDiff.length} differences, e.g. ${lastDiff.slice(0, 3).join("; ")}`,
-      );
-    });
+  const converged = (what: string) => waitConverged(c.sim, (p) => c.scim(p), what);
 
   async function noEventAppliedTwice() {
     await assertHistory(c.query);
@@ -69,7 +58,7 @@ describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, 
       return next !== undefined && next !== old;
     });
     const tookOver = Date.now() - t0;
-    await waitConverged("the store to match the simulator after SIGKILL");
+    await converged("the store to match the simulator after SIGKILL");
     const f = (await c.status(next!)).failovers[0];
     console.log(
       `SIGKILL failover: primary role after ${tookOver} ms; from lease expiry: elected ${f.electedAfterMs} ms, first event ${f.firstEventAfterMs} ms (TTL ${TTL} ms)`,
@@ -112,7 +101,7 @@ describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, 
       metricValue(await c.metrics(old), "provisiond_self_demotions_total") >= 1,
       "the old primary demoted itself",
     );
-    await waitConverged("the store to match the simulator after the pause");
+    await converged("the store to match the simulator after the pause");
     assert.ok((await assertHistory(c.query)).terms.includes(newTerm), "the new term wrote");
     await noEventAppliedTwice();
   });
@@ -129,7 +118,7 @@ describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, 
     });
     const tookOver = Date.now() - t0;
     const term = (await c.status(next!)).term;
-    await waitConverged("the store to match the simulator after SIGTERM");
+    await converged("the store to match the simulator after SIGTERM");
     // The handover's own record: on a loaded machine the new primary may have been re-elected since.
     const failovers = (await c.status(next!)).failovers;
     const f = failovers.find((x: { term: number }) => x.term === term);
@@ -144,7 +133,7 @@ describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, 
     await primaryWithCursor();
     await c.sim.control("PUT", "/rate-limits", { storm: 25 });
     await c.sim.control("POST", "/load", { users: 150, updates: 50, prefix: "storm" });
-    await waitConverged("the store to match the simulator after a 429 storm");
+    await converged("the store to match the simulator after a 429 storm");
     const stats = await c.sim.control("GET", "/stats");
     assert.ok(stats.rateLimited >= 25, `only ${stats.rateLimited} calls were refused`);
     const p = (await c.primary())!;
@@ -170,7 +159,7 @@ describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, 
       "the cursor moved while the store was down",
     );
     await c.maria.restart();
-    await waitConverged("the backlog to drain after MariaDB returns");
+    await converged("the backlog to drain after MariaDB returns");
     await noEventAppliedTwice();
   });
 
@@ -185,7 +174,7 @@ describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, 
     for (const n of c.alive()) assert.notEqual((await c.status(n)).role, "primary");
     await c.sim.control("POST", "/load", { users: 50, prefix: "etcdloss" });
     await c.etcd.restartAll();
-    await waitConverged("processing to resume after etcd returns");
+    await converged("processing to resume after etcd returns");
     await noEventAppliedTwice();
   });
 });

@@ -5,26 +5,19 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { assertHistory, type Query } from "../support/history.js";
-import { MariaDb } from "../support/mariadb.js";
-import { TestNode } from "../support/node.js";
-import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
-
-const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+import { metricValue } from "../support/metrics.js";
+import { type NodeOnStore, nodeOnStore, type TestNode } from "../support/node.js";
+import { GROUP_SCHEMA, PATCH_OP, USER_SCHEMA } from "../support/schemas.js";
 
 describe("idempotency keys and fencing tokens (MariaDB)", () => {
-  let maria: MariaDb;
+  let fixture: NodeOnStore;
   let node: TestNode;
-  const count = async (sql: string, params: unknown[] = []) =>
-    Number((await node.node.store.db.transaction((q) => q.all<{ n: number }>(sql, params)))[0]!.n);
 
   before(async () => {
-    maria = await MariaDb.start({ fast: true });
-    node = await TestNode.start(await maria.createDatabase("guards"));
+    fixture = await nodeOnStore("mariadb", "guards");
+    node = fixture.node;
   });
-  after(async () => {
-    await node.stop();
-    await maria.destroy();
-  });
+  after(() => fixture.stop());
 
   it("applies a keyed write once and answers a replay with the recorded response", async () => {
     const headers = { "idempotency-key": "evt-1/create", "x-provisiond-fencing-token": "10" };
@@ -47,11 +40,11 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
     assert.equal(again.headers.get("location"), first.headers.get("location"));
     assert.equal(again.headers.get("idempotent-replayed"), "true");
     assert.equal(
-      await count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["once@example.com"]),
+      await node.count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["once@example.com"]),
       1,
     );
     assert.equal(
-      await count("SELECT COUNT(*) AS n FROM scim_audit WHERE idempotency_key = ?", ["evt-1/create"]),
+      await node.count("SELECT COUNT(*) AS n FROM scim_audit WHERE idempotency_key = ?", ["evt-1/create"]),
       1,
     );
   });
@@ -66,11 +59,11 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
     assert.deepEqual(new Set(replies.map((r) => r.status)), new Set([201]));
     assert.equal(new Set(replies.map((r) => r.text)).size, 1, "every reply is the recorded one");
     assert.equal(
-      await count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["race@example.com"]),
+      await node.count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["race@example.com"]),
       1,
     );
     assert.equal(
-      await count("SELECT COUNT(*) AS n FROM scim_audit WHERE idempotency_key = ?", ["evt-2/create"]),
+      await node.count("SELECT COUNT(*) AS n FROM scim_audit WHERE idempotency_key = ?", ["evt-2/create"]),
       1,
     );
   });
@@ -80,14 +73,17 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
       await node.request("POST", "/Users", { schemas: [USER_SCHEMA], userName: "member@example.com" })
     ).body;
     const g = (await node.request("POST", "/Groups", { schemas: [GROUP_SCHEMA], displayName: "G" })).body;
-    const op = { schemas: [PATCH], Operations: [{ op: "add", path: "members", value: [{ value: u.id }] }] };
+    const op = {
+      schemas: [PATCH_OP],
+      Operations: [{ op: "add", path: "members", value: [{ value: u.id }] }],
+    };
     const headers = { "idempotency-key": "evt-3/members" };
     assert.equal((await node.request("PATCH", `/Groups/${g.id}`, op, headers)).status, 204);
     const replay = await node.request("PATCH", `/Groups/${g.id}`, op, headers);
     assert.equal(replay.status, 204);
     assert.equal(replay.headers.get("idempotent-replayed"), "true");
     assert.equal(
-      await count("SELECT COUNT(*) AS n FROM scim_audit WHERE idempotency_key = ?", ["evt-3/members"]),
+      await node.count("SELECT COUNT(*) AS n FROM scim_audit WHERE idempotency_key = ?", ["evt-3/members"]),
       1,
     );
     const reused = await node.request("DELETE", `/Groups/${g.id}`, undefined, headers);
@@ -96,10 +92,7 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
   });
 
   it("refuses a write from an older term, counts it, and writes nothing", async () => {
-    const metric = async () => {
-      const text = await (await fetch(`${node.admin}/metrics`)).text();
-      return Number(/^provisiond_fencing_rejections_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? "0");
-    };
+    const metric = async () => metricValue(await node.metrics(), "provisiond_fencing_rejections_total");
     const before = await metric();
     assert.equal(
       (
@@ -123,11 +116,13 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
     assert.match(stale.body.detail, /fencing token 10 is stale; the current term is 20/);
     assert.equal(await metric(), before + 1);
     assert.equal(
-      await count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["term10@example.com"]),
+      await node.count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["term10@example.com"]),
       0,
     );
     assert.equal(
-      await count("SELECT COUNT(*) AS n FROM provisiond_idempotency WHERE idem_key = ?", ["evt-4/create"]),
+      await node.count("SELECT COUNT(*) AS n FROM provisiond_idempotency WHERE idem_key = ?", [
+        "evt-4/create",
+      ]),
       0,
     );
     assert.equal(
@@ -141,7 +136,7 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
       ).status,
       201,
     );
-    assert.equal(await count("SELECT token AS n FROM provisiond_fencing"), 20);
+    assert.equal(await node.count("SELECT token AS n FROM provisiond_fencing"), 20);
   });
 
   it("leaves plain SCIM clients alone and validates the headers", async () => {
@@ -164,7 +159,7 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
       assert.equal(r.status, 400, JSON.stringify(headers));
     }
     assert.equal(
-      await count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["badheader@example.com"]),
+      await node.count("SELECT COUNT(*) AS n FROM scim_users WHERE user_name = ?", ["badheader@example.com"]),
       0,
     );
   });
@@ -172,7 +167,7 @@ describe("idempotency keys and fencing tokens (MariaDB)", () => {
   it("forgets keys past their retention", async () => {
     const n = await node.node.store.purgeIdempotency(new Date(Date.now() + 60_000));
     assert.ok(n >= 3);
-    assert.equal(await count("SELECT COUNT(*) AS n FROM provisiond_idempotency"), 0);
+    assert.equal(await node.count("SELECT COUNT(*) AS n FROM provisiond_idempotency"), 0);
   });
 
   it("leaves a history the checker accepts: terms never go back, and no key applies twice", async () => {

@@ -6,10 +6,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { MariaDb } from "../support/mariadb.js";
 import { TestNode } from "../support/node.js";
+import { PATCH_OP } from "../support/schemas.js";
 
 const USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const PLACEHOLDER_PASSWORD = "gX4zR9!placeholder-Okta";
 
 function oktaUser(login: string, extra: Record<string, unknown> = {}) {
@@ -110,7 +110,7 @@ function oktaSuite(label: string, storeUrl: () => Promise<string | undefined>, c
     it("deactivates with PATCH and reactivates with PUT", async () => {
       const created = (await node.request("POST", "/Users", oktaUser("alan.turing@example.com"))).body;
       const off = await node.request("PATCH", `/Users/${created.id}`, {
-        schemas: [PATCH],
+        schemas: [PATCH_OP],
         Operations: [{ op: "replace", value: { active: false } }],
       });
       assert.equal(off.status, 200);
@@ -169,21 +169,21 @@ function oktaSuite(label: string, storeUrl: () => Promise<string | undefined>, c
       const id = g.body.id;
 
       const rename = await node.request("PATCH", `/Groups/${id}`, {
-        schemas: [PATCH],
+        schemas: [PATCH_OP],
         Operations: [{ op: "replace", value: { id, displayName: "Engineering (EU)" } }],
       });
       assert.equal(rename.status, 204);
       assert.equal((await node.request("GET", `/Groups/${id}`)).body.displayName, "Engineering (EU)");
 
       const add = await node.request("PATCH", `/Groups/${id}`, {
-        schemas: [PATCH],
+        schemas: [PATCH_OP],
         Operations: [
           { op: "add", path: "members", value: [{ value: u1.id, display: "member1@example.com" }] },
         ],
       });
       assert.equal(add.status, 204);
       const swap = await node.request("PATCH", `/Groups/${id}`, {
-        schemas: [PATCH],
+        schemas: [PATCH_OP],
         Operations: [
           { op: "remove", path: `members[value eq "${u1.id}"]` },
           { op: "add", path: "members", value: [{ value: u2.id, display: "member2@example.com" }] },
@@ -202,7 +202,7 @@ function oktaSuite(label: string, storeUrl: () => Promise<string | undefined>, c
       );
 
       const replaceAll = await node.request("PATCH", `/Groups/${id}`, {
-        schemas: [PATCH],
+        schemas: [PATCH_OP],
         Operations: [{ op: "replace", path: "members", value: [{ value: u1.id }, { value: u3.id }] }],
       });
       assert.equal(replaceAll.status, 204);

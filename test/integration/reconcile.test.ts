@@ -11,10 +11,10 @@ import { ScimClient } from "../../src/agent/scim-client.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import { AGENT_TOKEN, TestNode } from "../support/node.js";
 import { APP_ID, diffWithTruth, SIM_TOKEN, SimHandle, type Truth } from "../support/okta-sim.js";
+import { PATCH_OP } from "../support/schemas.js";
 import { ROOT } from "../support/vectors.js";
 
 const run = promisify(execFile);
-const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 describe("reconcile", () => {
   let sim: SimHandle;
@@ -75,11 +75,11 @@ describe("reconcile", () => {
   it("repairs drift and changes nothing when there is none", async () => {
     const [a, b] = (await node.request("GET", "/Users?count=2&sortBy=userName")).body.Resources;
     await node.request("PATCH", `/Users/${a.id}`, {
-      schemas: [PATCH],
+      schemas: [PATCH_OP],
       Operations: [{ op: "replace", value: { active: false } }],
     });
     await node.request("PATCH", `/Users/${b.id}`, {
-      schemas: [PATCH],
+      schemas: [PATCH_OP],
       Operations: [{ op: "replace", path: "name.familyName", value: "Drifted" }],
     });
     const r = await once();

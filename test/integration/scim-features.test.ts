@@ -3,10 +3,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { verifyPassword } from "../../src/scim/password.js";
 import { TestNode } from "../support/node.js";
-import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
+import { GROUP_SCHEMA, PATCH_OP, USER_SCHEMA } from "../support/schemas.js";
 
 const SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
-const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const CUSTOM = "urn:example:params:scim:schemas:extension:acme:2.0:User";
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
@@ -185,7 +184,7 @@ describe("Entra's provisioning flow", () => {
       "PATCH",
       `/Users/${u.body.id}`,
       {
-        schemas: [PATCH],
+        schemas: [PATCH_OP],
         Operations: [
           { op: "Replace", path: "active", value: "False" },
           { op: "Add", path: 'phoneNumbers[type eq "mobile"].value', value: "+1 555 0100" },
@@ -210,7 +209,7 @@ describe("Entra's provisioning flow", () => {
       "PATCH",
       `/Groups/${g.body.id}`,
       {
-        schemas: [PATCH],
+        schemas: [PATCH_OP],
         Operations: [{ op: "Remove", path: "members", value: [{ value: u.body.id }] }],
       },
       headers,

@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { UserRepo } from "../../src/store/users.js";
-import { MariaDb } from "../support/mariadb.js";
-import { TestNode } from "../support/node.js";
+import type { MariaDb } from "../support/mariadb.js";
+import { type NodeOnStore, nodeOnStore, type TestNode } from "../support/node.js";
 import { waitFor } from "../support/okta-sim.js";
-import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
+import { GROUP_SCHEMA, PATCH_OP, USER_SCHEMA } from "../support/schemas.js";
 
 const PASSWORD = "Correct-Horse-Battery-9";
 /** About a hundred seconds of CPU on MariaDB (its Sequence engine), far past the query timeout. */
@@ -17,29 +17,20 @@ const BUSY = "SELECT SUM(a.seq * b.seq) AS s FROM seq_1_to_40000 a, seq_1_to_400
 
 for (const kind of ["sqlite", "mariadb"] as const) {
   describe(`values wider than their columns (${kind})`, () => {
+    let fixture: NodeOnStore;
     let maria: MariaDb | undefined;
     let node: TestNode;
-    const count = async (table: string) =>
-      Number(
-        (
-          await node.node.store.db.transaction((q) =>
-            q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`),
-          )
-        )[0]!.n,
-      );
+    const count = (table: string) => node.count(`SELECT COUNT(*) AS n FROM ${table}`);
 
     before(async () => {
-      if (kind === "mariadb") maria = await MariaDb.start({ fast: true });
-      node = await TestNode.start(maria ? await maria.createDatabase("limits") : undefined, {
+      fixture = await nodeOnStore(kind, "limits", {
         PROVISIOND_PASSWORD_SYNC: "true",
         PROVISIOND_SCIM_MAX_PAGE_BYTES: String(128 * 1024),
         PROVISIOND_STORE_QUERY_TIMEOUT_MS: "500",
       });
+      ({ node, maria } = fixture);
     });
-    after(async () => {
-      await node.stop();
-      await maria?.destroy();
-    });
+    after(() => fixture.stop());
 
     const user = (extra: Record<string, unknown>) => ({
       schemas: [USER_SCHEMA],
@@ -182,7 +173,7 @@ for (const kind of ["sqlite", "mariadb"] as const) {
       assert.equal(created.status, 201);
       const add = (tag: string) =>
         node.request("PATCH", `/Users/${created.body.id}`, {
-          schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+          schemas: [PATCH_OP],
           Operations: [{ op: "add", path: "x509Certificates", value: certs(12, tag) }],
         });
       assert.equal((await add("a")).status, 200);
@@ -377,7 +368,7 @@ for (const kind of ["sqlite", "mariadb"] as const) {
       );
       const patch = (value: Record<string, unknown>) =>
         node.request("PATCH", `/Users/${made.body.id}`, {
-          schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+          schemas: [PATCH_OP],
           Operations: [{ op: "replace", value }],
         });
       const deactivated = await patch({ active: false });

@@ -6,13 +6,14 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Metrics } from "../../src/observability/metrics.js";
 import { AppStore } from "../../src/store/index.js";
+
+type CustomColumnDef = Parameters<typeof AppStore.open>[0]["customColumns"][number];
+
 import { MIGRATIONS } from "../../src/store/migrations.js";
 import { checkFilterProperty, openPropertyStore, propertySchema } from "../support/filter-property.js";
 import { MariaDb } from "../support/mariadb.js";
 import { TestNode } from "../support/node.js";
-import { GROUP_SCHEMA, USER_SCHEMA } from "../support/schemas.js";
-
-const PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+import { GROUP_SCHEMA, PATCH_OP, USER_SCHEMA } from "../support/schemas.js";
 
 /** MariaDB's global handler counters: rows written, updated, deleted and read by all connections. */
 async function rowCounters(
@@ -45,6 +46,27 @@ async function rowCounters(
   }
 }
 
+/** An AppStore on `url`, as a node opens it (the property schema's users). */
+function openStore(url: string, customColumns: CustomColumnDef[]) {
+  return AppStore.open(
+    {
+      url,
+      mysqlPoolSize: 2,
+      queryTimeoutMs: 10_000,
+      breaker: {
+        timeoutMs: 10_000,
+        errorThresholdPercentage: 50,
+        volumeThreshold: 5,
+        resetTimeoutMs: 1000,
+        rollingWindowMs: 10_000,
+      },
+      customColumns,
+    },
+    propertySchema,
+    new Metrics("m"),
+  );
+}
+
 describe("app store on MariaDB", () => {
   let maria: MariaDb;
   before(async () => {
@@ -55,25 +77,9 @@ describe("app store on MariaDB", () => {
   it("runs migrations once when two nodes start at the same time", async () => {
     const url = await maria.createDatabase("migrate_race");
     const open = () =>
-      AppStore.open(
-        {
-          url,
-          mysqlPoolSize: 2,
-          queryTimeoutMs: 10_000,
-          breaker: {
-            timeoutMs: 10_000,
-            errorThresholdPercentage: 50,
-            volumeThreshold: 5,
-            resetTimeoutMs: 1000,
-            rollingWindowMs: 10_000,
-          },
-          customColumns: [
-            { urn: "urn:x:1", attr: "costCode", column: "cost_code", multiValued: false, type: "string" },
-          ],
-        },
-        propertySchema,
-        new Metrics("m"),
-      );
+      openStore(url, [
+        { urn: "urn:x:1", attr: "costCode", column: "cost_code", multiValued: false, type: "string" },
+      ]);
     const stores = await Promise.all([open(), open(), open()]);
     const ledger = await stores[0]!.db.transaction((q) =>
       q.all<{ version: number }>("SELECT version FROM provisiond_migrations"),
@@ -93,24 +99,7 @@ describe("app store on MariaDB", () => {
 
   it("finishes a migration that a crash cut off between two of its statements", async () => {
     const url = await maria.createDatabase("migrate_cut");
-    const open = () =>
-      AppStore.open(
-        {
-          url,
-          mysqlPoolSize: 2,
-          queryTimeoutMs: 10_000,
-          breaker: {
-            timeoutMs: 10_000,
-            errorThresholdPercentage: 50,
-            volumeThreshold: 5,
-            resetTimeoutMs: 1000,
-            rollingWindowMs: 10_000,
-          },
-          customColumns: [],
-        },
-        propertySchema,
-        new Metrics("m"),
-      );
+    const open = () => openStore(url, []);
     const first = await open();
     // As a node killed inside migrations 2 and 4 leaves it: their first statements applied (MySQL commits DDL
     // at once), the rest and the ledger rows not.
@@ -158,7 +147,7 @@ describe("app store on MariaDB", () => {
       assert.equal(g.status, 201);
       const before = await rowCounters(maria);
       const add = await node.request("PATCH", `/Groups/${g.body.id}`, {
-        schemas: [PATCH],
+        schemas: [PATCH_OP],
         Operations: [{ op: "add", path: "members", value: [{ value: ids[1499], display: "last" }] }],
       });
       assert.equal(add.status, 204);
@@ -170,7 +159,7 @@ describe("app store on MariaDB", () => {
       assert.ok(mid.read - before.read < 50, `read ${mid.read - before.read} rows`);
 
       const remove = await node.request("PATCH", `/Groups/${g.body.id}`, {
-        schemas: [PATCH],
+        schemas: [PATCH_OP],
         Operations: [{ op: "remove", path: `members[value eq "${ids[0]}"]` }],
       });
       assert.equal(remove.status, 204);
@@ -223,9 +212,9 @@ describe("app store on MariaDB", () => {
         assert.equal(r.body.status, "503");
         assert.match(r.headers.get("retry-after") ?? "", /^\d+$/);
       }
-      const status = await (await fetch(`${node.admin}/status`)).json();
+      const status = await node.status();
       assert.equal(status.breaker.state, "open");
-      const metrics = await (await fetch(`${node.admin}/metrics`)).text();
+      const metrics = await node.metrics();
       assert.match(metrics, /provisiond_breaker_state\{[^}]*breaker="store"[^}]*\} 2/);
       assert.equal((await fetch(`${node.admin}/readyz`)).status, 503);
 
@@ -243,7 +232,7 @@ describe("app store on MariaDB", () => {
         "after@example.com",
         "before@example.com",
       ]);
-      assert.equal((await (await fetch(`${node.admin}/status`)).json()).breaker.state, "closed");
+      assert.equal((await node.status()).breaker.state, "closed");
     } finally {
       await node.stop();
     }

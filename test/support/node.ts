@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { type RunningNode, startNode } from "../../src/cli/node.js";
 import { loadConfig } from "../../src/config/index.js";
+import { MariaDb } from "./mariadb.js";
 
 export const TOKEN = "test-token-0123456789abcdef";
 /** The agent credential (PROVISIOND_SCIM_AGENT_TOKEN) of every TestNode. */
@@ -83,6 +84,11 @@ export class TestNode {
     return (await fetch(`${this.admin}/status`)).json();
   }
 
+  /** The `n` of one row a query returns, such as `SELECT COUNT(*) AS n FROM …`, read from the node's store. */
+  async count(sql: string, params: unknown[] = []): Promise<number> {
+    return Number((await this.node.store.db.transaction((q) => q.all<{ n: number }>(sql, params)))[0]!.n);
+  }
+
   async metrics(): Promise<string> {
     return (await fetch(`${this.admin}/metrics`)).text();
   }
@@ -127,4 +133,29 @@ export class TestNode {
     await this.node.stop();
     rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** A TestNode on its own store: a fresh database on a throwaway MariaDB, or the embedded SQLite. */
+export interface NodeOnStore {
+  node: TestNode;
+  maria: MariaDb | undefined;
+  /** Stops the node, then the MariaDB it ran on. */
+  stop(): Promise<void>;
+}
+
+export async function nodeOnStore(
+  store: "mariadb" | "sqlite",
+  database: string,
+  env: Record<string, string> = {},
+): Promise<NodeOnStore> {
+  const maria = store === "mariadb" ? await MariaDb.start({ fast: true }) : undefined;
+  const node = await TestNode.start(maria ? await maria.createDatabase(database) : undefined, env);
+  return {
+    node,
+    maria,
+    stop: async () => {
+      await node.stop();
+      await maria?.destroy();
+    },
+  };
 }

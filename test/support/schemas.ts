@@ -70,4 +70,5 @@ export const ping = new ResourceSchema("User", "/Users", pingCore, [favorite]);
 
 /** The core schema URNs, which a create must name (RFC 7643 §3). */
 export const USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User";
+export const PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 export const GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group";

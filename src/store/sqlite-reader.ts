@@ -69,7 +69,10 @@ class ReaderThread {
       },
     );
     this.worker.on("error", (err) => this.failAll(err));
-    this.worker.on("exit", () => this.failAll(new Error("the SQLite reader thread exited")));
+    this.worker.on("exit", () => {
+      this.exitedNow = true;
+      this.failAll(new Error("the SQLite reader thread exited"));
+    });
     this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
   }
 
@@ -77,6 +80,8 @@ class ReaderThread {
 
   /** Still running a statement whose deadline passed, kept because the retiring cap was reached. */
   overdue = false;
+  /** The thread is gone (it crashed, ran out of memory, or was terminated). */
+  exitedNow = false;
 
   query(sql: string, params: readonly unknown[]): Promise<unknown[]> {
     const id = this.next++;
@@ -132,6 +137,9 @@ export class SqliteReader {
 
   transaction<T>(fn: (q: Queryable) => Promise<T>, deadline: number | undefined): Promise<T> {
     // The least queued thread, and one kept busy past a deadline only when every thread is.
+    // A thread that died by itself is replaced before it is given work: messages to it would never be answered.
+    for (const x of this.slots)
+      if (x.thread.exitedNow && x.queued === 0) x.thread = new ReaderThread(this.path, this.pragmas);
     const load = (x: Slot) => x.queued + (x.thread.overdue ? this.slots.length * 1000 : 0);
     const slot = this.slots.reduce((a, b) => (load(b) < load(a) ? b : a));
     const run = async (): Promise<T> => {

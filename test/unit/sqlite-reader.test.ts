@@ -92,4 +92,22 @@ describe("SQLite reads in a worker thread", () => {
       await reader.close();
     }
   });
+
+  it("replaces a thread that died by itself before giving it work", { timeout: 10_000 }, async () => {
+    const reader = new SqliteReader(join(dir, "r.db"), CONNECTION_PRAGMAS, { threads: 1 });
+    try {
+      await reader.transaction((q) => q.all("SELECT 1"), undefined);
+      const [slot] = (
+        reader as unknown as { slots: { thread: { worker: { terminate(): Promise<number> } } }[] }
+      ).slots;
+      await slot!.thread.worker.terminate();
+      const rows = await reader.transaction(
+        (q) => q.all<{ v: number }>("SELECT v FROM t LIMIT 1"),
+        undefined,
+      );
+      assert.deepEqual(rows, [{ v: 7 }]);
+    } finally {
+      await reader.close();
+    }
+  });
 });

@@ -8,7 +8,7 @@
 
 import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ExponentialBackoff } from "cockatiel";
+import { ExponentialBackoff, halfJitterGenerator } from "cockatiel";
 import type { Logger } from "pino";
 import type { Election } from "../cluster/election.js";
 import { Leadership, TermEnded } from "../cluster/leadership.js";
@@ -17,10 +17,17 @@ import type { Agent } from "./agent.js";
 import { Blocked, Fenced, ProtocolError, Refused, Stopped } from "./errors.js";
 import { OktaError } from "./okta-client.js";
 
-/** What an agent for one term is made of; `close` releases its clients. */
-/** Between failed rounds: exponential with jitter (cockatiel's decorrelated jitter), from 200 ms to 10 s. */
-const ROUND_RETRY = new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 });
+/**
+ * Between failed rounds: doubling from 200 ms to 10 s, each wait jittered within its upper half (cockatiel's
+ * half jitter), so it never drops below the previous step's floor and nodes do not retry in lockstep.
+ */
+const ROUND_RETRY = new ExponentialBackoff({
+  initialDelay: 200,
+  maxDelay: 10_000,
+  generator: halfJitterGenerator,
+});
 
+/** What an agent for one term is made of; `close` releases its clients. */
 export type AgentFactory = (
   lead: Leadership,
   signals: { halt: AbortSignal; cancel: AbortSignal },

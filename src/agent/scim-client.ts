@@ -8,7 +8,7 @@
  * X-Provisiond-Fencing means the store knows a newer term: this node was deposed. Other 4xx mean the request
  * can never apply.
  */
-import { ExponentialBackoff } from "cockatiel";
+import { ExponentialBackoff, halfJitterGenerator } from "cockatiel";
 import type { Logger } from "pino";
 import { Pool } from "undici";
 import type { Leadership } from "../cluster/leadership.js";
@@ -17,8 +17,8 @@ import { Blocked, Fenced, ProtocolError, Refused, Stopped } from "./errors.js";
 import { parseJson } from "./json.js";
 import { pause } from "./pause.js";
 
-/** Retries of one request: exponential with jitter (cockatiel's decorrelated jitter), from 100 ms to 10 s. */
-const RETRY = new ExponentialBackoff({ initialDelay: 100, maxDelay: 10_000 });
+/** Retries of one request: doubling from 100 ms to 10 s, jittered within each step's upper half. */
+const RETRY = new ExponentialBackoff({ initialDelay: 100, maxDelay: 10_000, generator: halfJitterGenerator });
 
 export const FENCING_HEADER = "x-provisiond-fencing-token";
 const SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error";

@@ -11,7 +11,7 @@
  */
 
 import { EventEmitter } from "node:events";
-import { ExponentialBackoff } from "cockatiel";
+import { ExponentialBackoff, halfJitterGenerator } from "cockatiel";
 import type { Etcd3, Lease, Watcher } from "etcd3";
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
@@ -177,9 +177,13 @@ export class Election extends EventEmitter {
 
   /** Grants a lease, puts the campaign key, and keeps the lease alive. Retries until stopped. */
   private async campaign(): Promise<void> {
-    // Exponential with jitter (cockatiel's decorrelated jitter), so nodes that lost etcd together do not
-    // campaign in lockstep when it returns.
-    let delay = new ExponentialBackoff({ initialDelay: 100, maxDelay: this.opts.ttlMs / 2 }).next();
+    // Doubling from 100 ms to TTL/2, jittered within each step's upper half, so nodes that lost etcd together
+    // do not campaign in lockstep when it returns.
+    let delay = new ExponentialBackoff({
+      initialDelay: 100,
+      maxDelay: this.opts.ttlMs / 2,
+      generator: halfJitterGenerator,
+    }).next();
     while (this.running && !this.campaignKey) {
       try {
         const lease = this.opts.client.lease(this.ttlSeconds, { autoKeepAlive: false });

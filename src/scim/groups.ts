@@ -152,7 +152,7 @@ export class GroupService {
           attributes: [...Object.keys(doc), ...(members.length ? ["members"] : [])].sort(),
         });
         const [resource] = await this.renderMany(tx, [rec], ctx, projection);
-        return { resource: resource!, version: rec.version };
+        return { resource: resource!, version: rec.version, location: `${ctx.baseUrl}/Groups/${id}` };
       },
       { guard: ctx.guard, answer: createdResponse },
     );

@@ -7,18 +7,17 @@ import type { StoredResponse } from "../store/guards.js";
 import type { Resource } from "./model/attribute-path.js";
 import { etagOf } from "./render.js";
 
-/** A written resource and its new version. */
+/** A written resource (as projected for the answer) and its new version. */
 export interface Written {
   resource: Resource;
   version: number;
+  /** A create's URL: the projected resource may leave `meta` out (`?attributes=userName`). */
+  location?: string;
 }
 
 export function createdResponse(w: Written): StoredResponse {
-  return {
-    status: 201,
-    headers: { ETag: etagOf(w.version), Location: (w.resource.meta as { location: string }).location },
-    body: w.resource,
-  };
+  const location = w.location ?? (w.resource.meta as { location: string }).location;
+  return { status: 201, headers: { ETag: etagOf(w.version), Location: location }, body: w.resource };
 }
 
 /** A replace or a patch that answers the resource. */

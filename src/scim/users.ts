@@ -197,7 +197,11 @@ export class UserService {
             resourceId: id,
             attributes: [...Object.keys(resource), ...(password !== undefined ? ["password"] : [])].sort(),
           });
-          return { resource: projection.apply(render(this.rs, rec, ctx.baseUrl)), version: rec.version };
+          return {
+            resource: projection.apply(render(this.rs, rec, ctx.baseUrl)),
+            version: rec.version,
+            location: `${ctx.baseUrl}/Users/${id}`,
+          };
         },
         { guard: ctx.guard, answer: createdResponse },
       );
@@ -263,6 +267,7 @@ export class UserService {
           const id = crypto.randomUUID();
           const rec = { id, created: now, lastModified: now, version: 1, doc: r.doc };
           const response = createdResponse({
+            location: `${r.item.ctx.baseUrl}/Users/${id}`,
             resource: projection.apply(render(this.rs, rec, r.item.ctx.baseUrl)),
             version: 1,
           });

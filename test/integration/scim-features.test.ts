@@ -72,6 +72,21 @@ describe("searching and sorting", () => {
     );
   });
 
+  it("answers a create that asks for few attributes with its Location all the same, also when replayed", async () => {
+    for (const [path, body] of [
+      ["/Users?attributes=userName", { schemas: [USER_SCHEMA], userName: "few@example.com" }],
+      ["/Groups?attributes=displayName", { schemas: [GROUP_SCHEMA], displayName: "Few" }],
+    ] as const) {
+      const first = await node.request("POST", path, body, { "idempotency-key": `few-${path}` });
+      assert.equal(first.status, 201, first.text);
+      assert.equal(first.body.meta, undefined);
+      assert.match(first.headers.get("location") ?? "", new RegExp(`/${first.body.id}$`));
+      const replay = await node.request("POST", path, body, { "idempotency-key": `few-${path}` });
+      assert.equal(replay.status, 201);
+      assert.equal(replay.headers.get("location"), first.headers.get("location"));
+    }
+  });
+
   it("serves the discovery endpoints", async () => {
     const spc = await node.request("GET", "/ServiceProviderConfig");
     assert.equal(spc.body.patch.supported, true);

@@ -37,10 +37,12 @@ export function agentConfig(r: Reader): AgentConfig {
   } catch {
     throw new ConfigError("PROVISIOND_OKTA_ORG_URL", "is not a URL; expected https://<org>.okta.com");
   }
-  if (u.protocol !== "https:" && !(u.protocol === "http:" && LOOPBACK.test(u.hostname))) {
+  // The simulator holds no one's data and may run in a container beside the nodes; a real org is https only.
+  const plainHttpOk = u.protocol === "http:" && (source === "okta-sim" || LOOPBACK.test(u.hostname));
+  if (u.protocol !== "https:" && !plainHttpOk) {
     throw new ConfigError(
       "PROVISIOND_OKTA_ORG_URL",
-      "must use https (plain http is allowed only on a loopback address, for the simulator)",
+      "must use https (plain http is allowed only for the simulator, PROVISIOND_AGENT_SOURCE=okta-sim, or on a loopback address)",
     );
   }
   const apiToken = r.secret("PROVISIOND_OKTA_API_TOKEN");

@@ -113,6 +113,16 @@ describe("configuration", () => {
       "PROVISIOND_AGENT_SCIM_TOKEN",
       /shorter than 16/,
     ],
+    [
+      {
+        PROVISIOND_AGENT_SOURCE: "okta",
+        PROVISIOND_OKTA_ORG_URL: "http://example.okta.com",
+        PROVISIOND_OKTA_API_TOKEN: "t",
+        PROVISIOND_OKTA_APP_ID: "0oa1b2c3d4EXAMPLE",
+      },
+      "PROVISIOND_OKTA_ORG_URL",
+      /must use https/,
+    ],
     [{ PROVISIOND_TLS_CERT_FILE: "/x.crt" }, "PROVISIOND_TLS_KEY_FILE", /both/],
     [{ PROVISIOND_LOG_LEVEL: "loud" }, "PROVISIOND_LOG_LEVEL", /one of/],
     [{ PROVISIOND_PASSWORD_SYNC: "perhaps" }, "PROVISIOND_PASSWORD_SYNC", /true or false/],

@@ -95,6 +95,7 @@ export class Election extends EventEmitter {
     this.electionPrefix = `${opts.root}/election/`;
     this.clock = opts.clock ?? monotonicClock;
     this.health = new LeaseHealth(opts.ttlMs);
+    opts.metrics.isLeader = () => this.isPrimary();
     // A lease that went unacknowledged past TTL/2 is never trusted again (LeaseSweeper relies on it).
     this.timer = new DemotionTimer(this.health, () => this.lost("keepalive"), this.clock);
     this.sweeper = new LeaseSweeper(opts.client, opts.logger, opts.metrics, this.clock);
@@ -134,7 +135,8 @@ export class Election extends EventEmitter {
   status() {
     const now = this.clock.now();
     return {
-      role: this._role,
+      // Not a primary whose lease went stale, even before the demotion timer has run (a node just unfrozen).
+      role: this._role === "primary" && !this.isPrimary() ? ("standby" as Role) : this._role,
       leaderId: this._leaderId ?? null,
       term: this.term ?? null,
       since: this._since ?? null,

@@ -78,10 +78,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * Asked at every scrape (the election sets it): a node frozen past its lease that wakes up must not report
+   * itself leader in the moment before its demotion timer runs.
+   */
+  isLeader: (() => boolean) | undefined;
+
   readonly leader = new Gauge({
     name: "provisiond_leader",
     help: "1 while this node is the primary, else 0",
     registers: [this.registry],
+    collect: () => {
+      if (this.isLeader) this.leader.set(this.isLeader() ? 1 : 0);
+    },
   });
 
   readonly leaderTransitions = new Counter({

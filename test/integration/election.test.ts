@@ -136,4 +136,34 @@ describe("election on etcd", () => {
     a.client.close();
     b.client.close();
   });
+
+  it("a primary whose lease went stale says it is no primary, in /status and provisiond_leader, before its demotion timer runs", async () => {
+    // A node just unfrozen: its clock has jumped past the lease, its timers have not run yet.
+    let now = 0;
+    const clock = { now: () => now, setTimeout: () => undefined, clearTimeout: () => undefined };
+    const client = etcdClient({ endpoints: etcd.endpoints });
+    const metrics = new Metrics("frozen");
+    const e = new Election({
+      client,
+      root: "/t-frozen",
+      nodeId: "frozen",
+      ttlMs: TTL,
+      logger: silent,
+      metrics,
+      clock,
+    });
+    try {
+      await e.start();
+      await elected(e);
+      assert.equal(e.status().role, "primary");
+      assert.match(await metrics.registry.metrics(), /^provisiond_leader\{[^}]*\} 1$/m);
+      now += TTL * 2;
+      assert.equal(e.role, "primary", "the demotion timer has not run");
+      assert.equal(e.status().role, "standby");
+      assert.match(await metrics.registry.metrics(), /^provisiond_leader\{[^}]*\} 0$/m);
+    } finally {
+      await e.stop().catch(() => undefined);
+      client.close();
+    }
+  });
 });

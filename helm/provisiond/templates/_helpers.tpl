@@ -1,0 +1,69 @@
+{{/* Names, labels and secret names shared by the templates. */}}
+{{- define "provisiond.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "provisiond.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "provisiond.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "provisiond.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "provisiond.labels" -}}
+{{ include "provisiond.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "provisiond.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "provisiond.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret the chart creates for whatever has no existingSecret. */}}
+{{- define "provisiond.secretName" -}}
+{{- include "provisiond.fullname" . -}}
+{{- end -}}
+
+{{- define "provisiond.storeSecret" -}}
+{{- default (include "provisiond.secretName" .) .Values.store.existingSecret -}}
+{{- end -}}
+
+{{- define "provisiond.scimSecret" -}}
+{{- default (include "provisiond.secretName" .) .Values.scim.existingSecret -}}
+{{- end -}}
+
+{{- define "provisiond.oktaSecret" -}}
+{{- default (include "provisiond.secretName" .) .Values.agent.okta.existingSecret -}}
+{{- end -}}
+
+{{- define "provisiond.tlsSecret" -}}
+{{- if .Values.tls.existingSecret -}}
+{{- .Values.tls.existingSecret -}}
+{{- else -}}
+{{- printf "%s-tls" (include "provisiond.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A token kept across upgrades: the one in the live Secret, else the value, else a new random one. */}}
+{{- define "provisiond.keptToken" -}}
+{{- $secret := lookup "v1" "Secret" .ctx.Release.Namespace (include "provisiond.secretName" .ctx) -}}
+{{- if and $secret (index $secret.data .key) -}}
+{{- index $secret.data .key | b64dec -}}
+{{- else if .value -}}
+{{- .value -}}
+{{- else -}}
+{{- randAlphaNum 40 -}}
+{{- end -}}
+{{- end -}}

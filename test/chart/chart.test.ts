@@ -1,0 +1,203 @@
+/**
+ * The Helm chart: `helm lint --strict`, every rendered object valid against the Kubernetes API schemas
+ * (kubernetes-models 5.1.0: the Kubernetes 1.34 API; the prometheus-operator and cert-manager CRD models), the
+ * values schema refusing bad values, and the production shape of what renders.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { Certificate } from "@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
+import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { Secret } from "kubernetes-models/v1/Secret";
+import { Service } from "kubernetes-models/v1/Service";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
+import { parse } from "yaml";
+import { CHART, helm, type Manifest, render } from "../support/helm.js";
+import { ROOT } from "../support/vectors.js";
+
+const REQUIRED = {
+  "etcd.endpoints": "etcd-0.etcd:2379,etcd-1.etcd:2379,etcd-2.etcd:2379",
+  "store.url": "mysql://app:pw@mysql:3306/app",
+};
+
+/** The values sets CI renders. */
+const SETS: Record<string, Record<string, unknown>> = {
+  minimal: REQUIRED,
+  "tls + existingSecret": {
+    "etcd.endpoints": REQUIRED["etcd.endpoints"],
+    "store.existingSecret": "app-db",
+    "scim.existingSecret": "scim-credentials",
+    "tls.enabled": true,
+    "tls.existingSecret": "scim-tls",
+    "agent.source": "okta",
+    "agent.okta.orgUrl": "https://example.okta.com",
+    "agent.okta.appId": "0oa1b2c3d4EXAMPLE",
+    "agent.okta.existingSecret": "okta-token",
+  },
+  "monitoring + cert-manager": {
+    ...REQUIRED,
+    "metrics.serviceMonitor.enabled": true,
+    "metrics.prometheusRule.enabled": true,
+    "tls.enabled": true,
+    "tls.certManager.enabled": true,
+    "tls.certManager.issuerRef.name": "internal-ca",
+    "tls.certManager.dnsNames": ["scim.example.internal"],
+  },
+};
+
+const MODELS: Record<string, new (o: Manifest) => { validate(): void }> = {
+  StatefulSet,
+  Service,
+  Secret,
+  ServiceAccount,
+  PodDisruptionBudget,
+  ServiceMonitor,
+  PrometheusRule,
+  Certificate,
+};
+
+const ofKind = (objs: Manifest[], kind: string) => objs.filter((o) => o.kind === kind);
+
+describe("the Helm chart", () => {
+  for (const [name, values] of Object.entries(SETS)) {
+    it(`renders ${name}: helm lint --strict passes and every object is valid against its API schema`, () => {
+      const sets = Object.entries(values).flatMap(([k, v]) => ["--set-json", `${k}=${JSON.stringify(v)}`]);
+      helm(["lint", "--strict", CHART, ...sets]);
+      const objs = render(values);
+      assert.ok(objs.length >= 5);
+      for (const o of objs) {
+        const Model = MODELS[o.kind];
+        assert.ok(Model, `no schema model for ${o.kind}`);
+        assert.doesNotThrow(() => new Model(o).validate(), `${o.kind} ${o.metadata?.name}`);
+      }
+    });
+  }
+
+  it("refuses bad values with the schema's reason", () => {
+    for (const [key, value, reason] of [
+      ["replicaCount", "two", /replicaCount/],
+      ["cluster.leaseTtlMs", 1500, /leaseTtlMs/],
+      ["agent.source", "ldap", /agent\/source/],
+      ["store.url", "postgres://x", /store\/url/],
+      ["etcd.endpoints", "http://etcd:2379", /etcd\/endpoints/],
+      ["scim.token", "short", /scim\/token/],
+      ["agent.extraEnv", [{ name: "NODE_OPTIONS", value: "--inspect" }], /extraEnv/],
+      ["unknownKey", true, /unknownKey/],
+    ] as const) {
+      assert.throws(
+        () => render({ ...REQUIRED, [key]: value }),
+        (err: Error & { stderr?: string }) => {
+          assert.match(String(err.stderr), reason, `${key}=${JSON.stringify(value)}`);
+          return true;
+        },
+      );
+    }
+    // What the schema cannot say, the templates do: a cluster needs etcd and a shared store.
+    assert.throws(() => render({ "store.url": REQUIRED["store.url"] }), /etcd\.endpoints is required/);
+    assert.throws(
+      () => render({ "etcd.endpoints": REQUIRED["etcd.endpoints"] }),
+      /store\.url .* is required/,
+    );
+    assert.throws(() => render({ ...REQUIRED, "tls.enabled": true }), /tls\.enabled needs/);
+  });
+
+  describe("the production shape", () => {
+    const objs = render(SETS["monitoring + cert-manager"]!);
+    const sts = ofKind(objs, "StatefulSet")[0];
+    const pod = sts.spec.template.spec;
+    const c = pod.containers[0];
+
+    it("a StatefulSet of 2 nodes started in parallel, spread over hosts and zones, never forced together", () => {
+      assert.equal(sts.spec.replicas, 2);
+      assert.equal(sts.spec.podManagementPolicy, "Parallel");
+      const anti = pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0];
+      assert.equal(anti.podAffinityTerm.topologyKey, "kubernetes.io/hostname");
+      assert.deepEqual(
+        pod.topologySpreadConstraints.map((t: Manifest) => [t.topologyKey, t.whenUnsatisfiable]),
+        [
+          ["kubernetes.io/hostname", "ScheduleAnyway"],
+          ["topology.kubernetes.io/zone", "ScheduleAnyway"],
+        ],
+      );
+    });
+
+    it("liveness never asks etcd or the store, readiness is not primary-only", () => {
+      assert.equal(c.livenessProbe.httpGet.path, "/healthz");
+      assert.equal(c.startupProbe.httpGet.path, "/healthz");
+      assert.equal(c.readinessProbe.httpGet.path, "/readyz");
+      const metricsPort = c.ports.find((p: Manifest) => p.name === "metrics").containerPort;
+      const env = Object.fromEntries(c.env.map((e: Manifest) => [e.name, e]));
+      assert.equal(env.PROVISIOND_ADMIN_PORT.value, String(metricsPort));
+      assert.equal(env.PROVISIOND_ADMIN_HOST.value, "0.0.0.0", "the kubelet probes the pod's address");
+      for (const p of [c.livenessProbe, c.startupProbe, c.readinessProbe])
+        assert.equal(p.httpGet.port, "metrics");
+    });
+
+    it("runs as UID 10001 with a read-only root, no capabilities, no privilege escalation, RuntimeDefault seccomp", () => {
+      assert.equal(pod.securityContext.runAsNonRoot, true);
+      assert.equal(pod.securityContext.runAsUser, 10001);
+      assert.equal(pod.securityContext.seccompProfile.type, "RuntimeDefault");
+      assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+      assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+      assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
+      const mounts = c.volumeMounts.map((m: Manifest) => m.mountPath).sort();
+      assert.deepEqual(mounts, ["/data", "/tls", "/tmp"]);
+      assert.equal(pod.automountServiceAccountToken, false);
+    });
+
+    it("gives SIGTERM time for the handover, after the preStop wait", () => {
+      const wait = Number(c.lifecycle.preStop.exec.command[1]);
+      assert.ok(pod.terminationGracePeriodSeconds >= wait + 10);
+    });
+
+    it("a PDB keeps one node up; secrets come from Secrets, and a changed rendered Secret rolls the pods", () => {
+      assert.equal(ofKind(objs, "PodDisruptionBudget")[0].spec.maxUnavailable, 1);
+      const env = Object.fromEntries(c.env.map((e: Manifest) => [e.name, e]));
+      for (const name of ["PROVISIOND_STORE_URL", "PROVISIOND_SCIM_TOKEN", "PROVISIOND_SCIM_AGENT_TOKEN"])
+        assert.ok(env[name].valueFrom.secretKeyRef, name);
+      assert.match(sts.spec.template.metadata.annotations["checksum/secret"], /^[0-9a-f]{64}$/);
+      const sum = (v: Record<string, unknown>) =>
+        ofKind(render(v), "StatefulSet")[0].spec.template.metadata.annotations["checksum/secret"];
+      assert.notEqual(
+        sum({
+          ...REQUIRED,
+          "scim.token": "a-token-of-sixteen-chars",
+          "scim.agentToken": "agent-token-sixteen-chars",
+        }),
+        sum({
+          ...REQUIRED,
+          "scim.token": "b-token-of-sixteen-chars",
+          "scim.agentToken": "agent-token-sixteen-chars",
+        }),
+      );
+    });
+
+    it("Services: SCIM over ready pods, metrics apart, headless without unready addresses; the monitor selects metrics", () => {
+      const services = Object.fromEntries(ofKind(objs, "Service").map((s) => [s.metadata.name, s]));
+      assert.equal(services["pd-provisiond"].spec.ports[0].name, "https");
+      assert.equal(services["pd-provisiond-headless"].spec.clusterIP, "None");
+      assert.equal(services["pd-provisiond-headless"].spec.publishNotReadyAddresses, false);
+      const monitor = ofKind(objs, "ServiceMonitor")[0];
+      assert.equal(monitor.spec.selector.matchLabels["app.kubernetes.io/component"], "metrics");
+      assert.equal(
+        services["pd-provisiond-metrics"].metadata.labels["app.kubernetes.io/component"],
+        "metrics",
+      );
+    });
+
+    it("the PrometheusRule carries exactly deploy/prometheus/alerts.yml", () => {
+      const rule = ofKind(objs, "PrometheusRule")[0];
+      const alerts = parse(readFileSync(join(ROOT, "deploy/prometheus/alerts.yml"), "utf8"));
+      assert.deepEqual(rule.spec, alerts);
+      assert.equal(
+        readFileSync(join(CHART, "files/alerts.yml"), "utf8"),
+        readFileSync(join(ROOT, "deploy/prometheus/alerts.yml"), "utf8"),
+        "helm/provisiond/files/alerts.yml is a copy of deploy/prometheus/alerts.yml",
+      );
+    });
+  });
+});

@@ -15,12 +15,16 @@ registry=false
 { [ "${1:-}" = "--registry" ] || [ -n "${PROVISIOND_IMAGES_REGISTRY:-}" ]; } && registry=true
 # The legacy builder (no buildx plugin here) warns on every build; the warning is noise, errors still show.
 export DOCKER_BUILDKIT=0
-build() { docker build "$@" 2> >(grep -v -e 'DEPRECATED: The legacy builder' -e 'Install the buildx' -e 'docs.docker.com/go/buildx' -e '^ *$' >&2); }
+build() {
+  docker build "$@" 2> >(grep -v -e 'DEPRECATED: The legacy builder' -e 'Install the buildx' -e 'docs.docker.com/go/buildx' \
+    -e 'BuildKit is currently disabled' -e '^ *environment-variable\.$' -e '^ *$' >&2)
+}
+image_id() { docker image inspect -f '{{ .Id }}' "$1" 2>/dev/null || echo "$1"; }
 
 log() { echo "images: $*" >&2; }
 label() { docker image inspect -f '{{ index .Config.Labels "io.provisiond.source-hash" }}' "$1" 2>/dev/null || true; }
 hash_of() { # files and strings → one sha256
-  { for f in "$@"; do if [ -e "$f" ]; then find "$f" -type f -print0 | sort -z | xargs -0 sha256sum; else echo "$f"; fi; done; } |
+  { for f in "$@"; do if [ -e "$f" ]; then find -L "$f" -type f -print0 | sort -z | xargs -0 sha256sum; else echo "$f"; fi; done; } |
     sha256sum | cut -c1-32
 }
 current() { [ "$(label "$1")" = "$2" ]; }
@@ -51,7 +55,9 @@ else
   fi
   # 2. Node bases: the rootfs plus this machine's node, npm and headers.
   node_bin=$(command -v node)
-  npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+  npm_cli=$(readlink -f "$(command -v npm)") || { log "npm is not on PATH"; exit 1; }
+  npm_dir=$(dirname "$(dirname "$npm_cli")")
+  [ -f "$npm_dir/package.json" ] || { log "cannot find npm's package next to $npm_cli"; exit 1; }
   include=$(dirname "$(dirname "$node_bin")")/include/node
   [ -d "$include" ] || include=/usr/include/node
   node_hash=$(hash_of "$node_bin" "$npm_dir/package.json" deploy/base/Dockerfile "$debian_hash" "stripped")
@@ -75,7 +81,10 @@ mkdir -p deploy/build-ca
 if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -s "$NODE_EXTRA_CA_CERTS" ]; then
   cp "$NODE_EXTRA_CA_CERTS" deploy/build-ca/extra-ca.pem
 fi
-app_hash=$(hash_of src package.json package-lock.json tsconfig.json deploy/Dockerfile "${base_args[*]:-official}")
+# The bases' own hashes are inputs: a new node binary or rootfs rebuilds the application image too.
+base_ids="official"
+$registry || base_ids="$(label local/node:20-bookworm) $(label local/node-build:20-bookworm)"
+app_hash=$(hash_of src package.json package-lock.json tsconfig.json deploy/Dockerfile .dockerignore deploy/build-ca "$base_ids")
 if ! current provisiond:local "$app_hash"; then
   log "building provisiond:local"
   build -q "${base_args[@]}" --build-arg "SOURCE_HASH=$app_hash" \
@@ -85,7 +94,7 @@ fi
 
 # 4. etcd and MariaDB from Debian's packages.
 for name in etcd mariadb; do
-  h=$(hash_of "deploy/$name.Dockerfile" deploy/mariadb-entrypoint.sh "$debian")
+  h=$(hash_of "deploy/$name.Dockerfile" deploy/mariadb-entrypoint.sh "$(image_id "$debian")")
   if ! current "provisiond-$name:local" "$h"; then
     log "building provisiond-$name:local"
     build -q --build-arg "DEBIAN=$debian" --label "io.provisiond.source-hash=$h" \
@@ -95,8 +104,9 @@ done
 
 # 5. What the image weighs, and how soon it is ready.
 size=$(docker image inspect -f '{{ .Size }}' provisiond:local)
-cid=$(docker run -d --rm --read-only --tmpfs /tmp --tmpfs /data:uid=10001,gid=10001,mode=0700 \
+cid=$(docker run -d --rm --label io.provisiond.chaos=images-check --read-only --tmpfs /tmp --tmpfs /data:uid=10001,gid=10001,mode=0700 \
   -e PROVISIOND_SCIM_TOKEN=images-sh-check-token-0123456789 -p 127.0.0.1::9464 provisiond:local)
+trap 'docker rm -f "$cid" >/dev/null 2>&1 || true' EXIT
 start=$(date +%s%N)
 port=$(docker port "$cid" 9464/tcp | head -1 | sed 's/.*://')
 ready=""

@@ -3,12 +3,21 @@
  * the way Okta documents them: when X-Rate-Limit-Remaining reaches 0, or a 429 arrives, wait until
  * X-Rate-Limit-Reset before calling that endpoint family again.
  */
+import { ExponentialBackoff, halfJitterGenerator } from "cockatiel";
 import type { Logger } from "pino";
 import { Pool } from "undici";
 import type { Metrics } from "../observability/metrics.js";
 import { Stopped } from "./errors.js";
 import { parseJson } from "./json.js";
 import { pause } from "./pause.js";
+
+/** Retries of one Okta call: doubling from 250 ms to 30 s, jittered within each step's upper half (cockatiel). */
+const RETRY = new ExponentialBackoff({ initialDelay: 250, maxDelay: 30_000, generator: halfJitterGenerator });
+const RATE_LIMITED = new ExponentialBackoff({
+  initialDelay: 1000,
+  maxDelay: 60_000,
+  generator: halfJitterGenerator,
+});
 
 export type OktaBucket = "logs" | "apps" | "users" | "groups";
 
@@ -93,7 +102,9 @@ export class OktaClient {
       throw new OktaError(0, undefined, `refusing to follow a link off the org: ${url.origin}`);
     const path = url.pathname + url.search;
     const bucket = bucketOf(url.pathname);
-    let attempt = 0;
+    let delay = RETRY.next();
+    /** A 429 without X-Rate-Limit-Reset (Okta always sends it; a proxy may not): longer steps, to 60 s. */
+    let limited = RATE_LIMITED.next();
     for (;;) {
       this.checkRunning();
       const wait = (this.blockedUntil.get(bucket) ?? 0) - Date.now();
@@ -122,7 +133,8 @@ export class OktaClient {
         this.checkRunning();
         this.metrics.agentRetries.inc({ target: "okta", reason: "network" });
         this.logger.warn({ err: (err as Error).message, bucket }, "Okta unreachable; retrying");
-        await this.wait(Math.min(30_000, 250 * 2 ** Math.min(attempt++, 7)));
+        await this.wait(delay.duration);
+        delay = delay.next(undefined);
         continue;
       }
       this.calls++;
@@ -141,12 +153,16 @@ export class OktaClient {
       }
       if (status === 429) {
         this.metrics.agentRetries.inc({ target: "okta", reason: "429" });
-        if (!Number.isFinite(reset)) await this.wait(Math.min(60_000, 1000 * 2 ** Math.min(attempt++, 6)));
+        if (!Number.isFinite(reset)) {
+          await this.wait(limited.duration);
+          limited = limited.next(undefined);
+        }
         continue;
       }
       if (status >= 500) {
         this.metrics.agentRetries.inc({ target: "okta", reason: String(status) });
-        await this.wait(Math.min(30_000, 250 * 2 ** Math.min(attempt++, 7)));
+        await this.wait(delay.duration);
+        delay = delay.next(undefined);
         continue;
       }
       if (status >= 400) {

@@ -1,5 +1,6 @@
 /** The admin server of a node: /healthz, /readyz, /metrics and the /status document. */
 import type { Server } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { AgentRunner } from "../agent/runner.js";
 import type { Config } from "../config/index.js";
 import { createAdminServer } from "../observability/admin-server.js";
@@ -16,13 +17,27 @@ export interface StatusSources {
   startedAt: string;
 }
 
+const ETCD_READ_MS = 500;
+
+function withinMs<T>(p: Promise<T>, ms: number): Promise<T> {
+  const late = sleep(ms, undefined, { ref: false }).then(() => {
+    throw new Error(`no answer within ${ms} ms`);
+  });
+  return Promise.race([p, late]);
+}
+
 /** What GET /status answers (README, "Observability"). */
 export async function nodeStatus(s: StatusSources) {
   const { cfg, store, cluster } = s;
   const runner = s.runner();
   const agent = runner?.current;
-  const cursor = agent?.cursor ?? (await cluster.cursor.read().catch(() => undefined));
-  const dead = await cluster.deadLetters.recent(5).catch(() => ({ total: null, items: [] }));
+  // etcd may be down or slow: /status answers at once all the same, with what it could not read left null.
+  const cursor =
+    agent?.cursor ?? (await withinMs(cluster.cursor.read(), ETCD_READ_MS).catch(() => undefined));
+  const dead = await withinMs(cluster.deadLetters.recent(5), ETCD_READ_MS).catch(() => ({
+    total: null,
+    items: [],
+  }));
   const el = cluster.election?.status();
   return {
     nodeId: cfg.nodeId,

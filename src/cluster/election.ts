@@ -329,6 +329,8 @@ export class Election extends EventEmitter {
   private demote(reason: string): void {
     if (this._role !== "primary") return;
     this._role = "standby";
+    // /status `since`: when this role began, so a demotion can be placed against the next election.
+    this._since = new Date().toISOString();
     const term = this.leadership?.term;
     this.leadership?.end(reason);
     this.leadership = undefined;

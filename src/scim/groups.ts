@@ -5,12 +5,12 @@ import type { AppStore, StoreTx } from "../store/index.js";
 import { auditBase, changedAttributes, type ListResult, type RequestContext } from "./context.js";
 import { matches } from "./filter-eval.js";
 import { type MemberOp, type MemberRef, readMembers, splitGroupPatch } from "./group-patch.js";
-import { checkQueryCost, fitPage, type ListParams, listResponse } from "./list.js";
+import { fitPage, type ListParams, listResponse, planList } from "./list.js";
 import type { Resource } from "./model/attribute-path.js";
 import { badRequest, notFound, ScimError } from "./model/errors.js";
 import type { ResourceSchema } from "./model/schema.js";
 import { applyPatch, readPatchBody } from "./patch.js";
-import { Projection } from "./projection.js";
+import type { Projection } from "./projection.js";
 import { ifMatchHolds, render } from "./render.js";
 import { checkRequired, isObject, normalizeBody } from "./resource.js";
 import {
@@ -115,10 +115,7 @@ export class GroupService {
   }
 
   async list(params: ListParams, ctx: RequestContext): Promise<ListResult> {
-    const projection = Projection.parse(this.rs, params.attributes, params.excludedAttributes);
-    const where = params.filter ? compileGroupFilter(this.rs, params.filter) : { sql: "1=1", params: [] };
-    const order = params.sortBy ? groupSortExpr(this.rs, params.sortBy) : undefined;
-    checkQueryCost([where, order], params.maxFilterTerms);
+    const { projection, where, order } = planList(this.rs, params, compileGroupFilter, groupSortExpr);
     return this.store.run(
       "groups.list",
       async (tx) => {
@@ -126,7 +123,13 @@ export class GroupService {
         const recs =
           params.count === 0
             ? []
-            : await tx.groups.list(where, order, params.descending, params.startIndex - 1, params.count);
+            : await tx.groups.list({
+                where,
+                order,
+                descending: params.descending,
+                offset: params.startIndex - 1,
+                limit: params.count,
+              });
         const Resources = fitPage(await this.renderMany(tx, recs, ctx, projection), params.maxPageBytes);
         return listResponse(total, params.startIndex, Resources);
       },

@@ -1,6 +1,9 @@
 /** Query parameters of list and search requests (RFC 7644 §3.4.2, §3.4.3), from a URL or a SearchRequest body. */
+import type { Sql } from "../store/filter-sql.js";
 import { badRequest } from "./model/errors.js";
 import { type Filter, parseFilter } from "./model/filter.js";
+import type { ResourceSchema } from "./model/schema.js";
+import { Projection } from "./projection.js";
 import { isObject } from "./resource.js";
 
 export const LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -30,6 +33,23 @@ export interface ListLimits {
   maxFilterLength: number;
   maxPageBytes?: number;
   maxFilterTerms?: number;
+}
+
+/**
+ * What every list starts with: the projection, the compiled filter (all rows without one) and sort, within the
+ * cost cap. `compile` and `sortBy` are the store's compilers for the resource type.
+ */
+export function planList(
+  rs: ResourceSchema,
+  params: ListParams,
+  compile: (rs: ResourceSchema, f: Filter) => Sql,
+  sortBy: (rs: ResourceSchema, attr: string) => Sql,
+): { projection: Projection; where: Sql; order: Sql | undefined } {
+  const projection = Projection.parse(rs, params.attributes, params.excludedAttributes);
+  const where = params.filter ? compile(rs, params.filter) : { sql: "1=1", params: [] };
+  const order = params.sortBy ? sortBy(rs, params.sortBy) : undefined;
+  checkQueryCost([where, order], params.maxFilterTerms);
+  return { projection, where, order };
 }
 
 /**

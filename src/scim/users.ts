@@ -6,13 +6,13 @@ import { Replayed, type StoredResponse } from "../store/guards.js";
 import type { AppStore } from "../store/index.js";
 import type { UserRecord } from "../store/users.js";
 import { auditBase, changedAttributes, type ListResult, type RequestContext } from "./context.js";
-import { checkQueryCost, type ListParams, listResponse } from "./list.js";
+import { type ListParams, listResponse, planList } from "./list.js";
 import type { Resource } from "./model/attribute-path.js";
 import { badRequest, conflict, notFound, ScimError } from "./model/errors.js";
 import type { ResourceSchema } from "./model/schema.js";
 import { hashPassword } from "./password.js";
 import { applyPatch, readPatchBody } from "./patch.js";
-import { Projection } from "./projection.js";
+import type { Projection } from "./projection.js";
 import { ifMatchHolds, render } from "./render.js";
 import { checkRequired, normalizeBody } from "./resource.js";
 import { createdResponse, deletedResponse, okResponse, type Written } from "./responses.js";
@@ -129,10 +129,7 @@ export class UserService {
   }
 
   async list(params: ListParams, ctx: RequestContext): Promise<ListResult> {
-    const projection = Projection.parse(this.rs, params.attributes, params.excludedAttributes);
-    const where = params.filter ? compileUserFilter(this.rs, params.filter) : { sql: "1=1", params: [] };
-    const order = params.sortBy ? userSortExpr(this.rs, params.sortBy) : undefined;
-    checkQueryCost([where, order], params.maxFilterTerms);
+    const { projection, where, order } = planList(this.rs, params, compileUserFilter, userSortExpr);
     return this.store.run(
       "users.list",
       async (tx) => {
@@ -146,12 +143,26 @@ export class UserService {
           return listResponse(
             total,
             params.startIndex,
-            await render(await tx.users.list(where, order, params.descending, offset, params.count)),
+            await render(
+              await tx.users.list({
+                where,
+                order,
+                descending: params.descending,
+                offset,
+                limit: params.count,
+              }),
+            ),
           );
         // Sizes first, then the documents a chunk of at most `max` stored bytes at a time, each rendered
         // (projected) before the next loads: memory stays near `max`, and a page of users whose large
         // attributes the request leaves out is not cut by their stored size.
-        const sizes = await tx.users.listSizes(where, order, params.descending, offset, params.count);
+        const sizes = await tx.users.listSizes({
+          where,
+          order,
+          descending: params.descending,
+          offset,
+          limit: params.count,
+        });
         const page: Record<string, unknown>[] = [];
         let used = 0;
         for (let i = 0; i < sizes.length; ) {

@@ -2,7 +2,14 @@
 import type { Resource } from "../scim/model/attribute-path.js";
 import { IN_CHUNK, insertRows, placeholders, type Queryable } from "./db.js";
 import type { Sql } from "./filter-sql.js";
-import { countRecords, type ResourceRecord, type ResourceRow, selectRecords, toRecord } from "./records.js";
+import {
+  countRecords,
+  type PageQuery,
+  type ResourceRecord,
+  type ResourceRow,
+  selectRecords,
+  toRecord,
+} from "./records.js";
 
 export type GroupRecord = ResourceRecord;
 
@@ -78,13 +85,7 @@ export class GroupRepo {
     return countRecords(this.q, "scim_groups", "g", where);
   }
 
-  async list(
-    where: Sql,
-    order: Sql | undefined,
-    descending: boolean,
-    offset: number,
-    limit: number,
-  ): Promise<GroupRecord[]> {
+  async list({ where, order, descending, offset, limit }: PageQuery): Promise<GroupRecord[]> {
     const dir = descending ? "DESC" : "ASC";
     const orderSql = order ? `${order.sql} ${dir}, g.seq ${dir}` : "g.seq";
     const rows = await this.q.all<ResourceRow>(

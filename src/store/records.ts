@@ -12,6 +12,15 @@ export interface ResourceRecord {
   doc: Resource;
 }
 
+/** One page of a filtered, sorted list: `order` undefined sorts by creation. */
+export interface PageQuery {
+  where: Sql;
+  order: Sql | undefined;
+  descending: boolean;
+  offset: number;
+  limit: number;
+}
+
 export interface ResourceRow {
   seq: number;
   id: string;

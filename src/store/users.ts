@@ -5,7 +5,14 @@ import { indexRows } from "./attr-index.js";
 import { allIn, insertRows, type Queryable } from "./db.js";
 import { ValueTooLarge } from "./errors.js";
 import { type Sql, USER_COLUMN_ATTRS } from "./filter-sql.js";
-import { countRecords, type ResourceRecord, type ResourceRow, selectRecords, toRecord } from "./records.js";
+import {
+  countRecords,
+  type PageQuery,
+  type ResourceRecord,
+  type ResourceRow,
+  selectRecords,
+  toRecord,
+} from "./records.js";
 
 export type UserRecord = ResourceRecord;
 
@@ -246,13 +253,7 @@ export class UserRepo {
     return countRecords(this.q, "scim_users", "u", where);
   }
 
-  private static page(
-    where: Sql,
-    order: Sql | undefined,
-    descending: boolean,
-    offset: number,
-    limit: number,
-  ) {
+  private static page({ where, order, descending, offset, limit }: PageQuery) {
     const dir = descending ? "DESC" : "ASC";
     const orderSql = order ? `(${order.sql}) IS NULL, ${order.sql} ${dir}, u.seq ${dir}` : "u.seq";
     return {
@@ -261,14 +262,8 @@ export class UserRepo {
     };
   }
 
-  async list(
-    where: Sql,
-    order: Sql | undefined,
-    descending: boolean,
-    offset: number,
-    limit: number,
-  ): Promise<UserRecord[]> {
-    const { tail, params } = UserRepo.page(where, order, descending, offset, limit);
+  async list(page: PageQuery): Promise<UserRecord[]> {
+    const { tail, params } = UserRepo.page(page);
     return (await this.q.all<ResourceRow>(`${SELECT} ${tail}`, params)).map(toRecord);
   }
 
@@ -276,14 +271,8 @@ export class UserRepo {
    * The same page as `list`, as each user's seq and stored size in bytes, without the documents: a caller can
    * then load them a few at a time (byId), so a page of large resources never sits in memory whole.
    */
-  async listSizes(
-    where: Sql,
-    order: Sql | undefined,
-    descending: boolean,
-    offset: number,
-    limit: number,
-  ): Promise<{ seq: number; bytes: number }[]> {
-    const { tail, params } = UserRepo.page(where, order, descending, offset, limit);
+  async listSizes(page: PageQuery): Promise<{ seq: number; bytes: number }[]> {
+    const { tail, params } = UserRepo.page(page);
     const rows = await this.q.all<{ seq: number; n: number }>(
       `SELECT u.seq, ${this.docBytes} AS n FROM scim_users u ${tail}`,
       params,

@@ -15,4 +15,5 @@ fi
 bash deploy/images.sh
 # Ryuk (testcontainers' reaper) needs an image from a registry; the suite removes its own containers instead.
 export TESTCONTAINERS_RYUK_DISABLED=true
-exec node --import tsx --test --test-concurrency=1 test/chaos/*.test.ts
+# --test-force-exit: a scenario that timed out must not leave the runner waiting on its open handles.
+exec node --import tsx --test --test-force-exit --test-concurrency=1 test/chaos/*.test.ts

@@ -55,14 +55,24 @@ export async function sweep(): Promise<void> {
   const { dockerode } = (await getContainerRuntimeClient()).container;
   const filters = JSON.stringify({ label: [LABEL] });
   for (const c of await dockerode.listContainers({ all: true, filters }))
-    await dockerode.getContainer(c.Id).remove({ force: true });
+    await dockerode
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
   // testcontainers' networks carry its own label, not ours: remove those no container uses any more.
   const nets = await dockerode.listNetworks({
     filters: JSON.stringify({ label: ["org.testcontainers=true"] }),
   });
   for (const n of nets) {
-    const info = await dockerode.getNetwork(n.Id).inspect();
-    if (Object.keys(info.Containers ?? {}).length === 0) await dockerode.getNetwork(n.Id).remove();
+    const info = await dockerode
+      .getNetwork(n.Id)
+      .inspect()
+      .catch(() => undefined);
+    if (info && Object.keys(info.Containers ?? {}).length === 0)
+      await dockerode
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
   }
 }
 
@@ -78,7 +88,7 @@ export class Topology {
     readonly etcdNet: StartedNetwork,
     readonly members: Member[],
     readonly maria: StartedTestContainer,
-    readonly mariaIp: string,
+    public mariaIp: string,
     readonly sim: StartedTestContainer,
     readonly simIp: string,
     readonly nodes: Node[],
@@ -208,10 +218,10 @@ export class Topology {
     return this.control("GET", "/truth");
   }
 
-  /** `/status` of a node, or undefined when it does not answer within a second (killed, paused, cut off). */
+  /** `/status` of a node, or undefined when it does not answer within 2 s (killed, paused, cut off). */
   async status(n: Node): Promise<Json | undefined> {
     try {
-      const res = await fetch(`http://${n.ip}:9464/status`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(`http://${n.ip}:9464/status`, { signal: AbortSignal.timeout(2000) });
       return await res.json();
     } catch {
       return undefined;
@@ -303,6 +313,8 @@ export class Topology {
 
   async startMaria(): Promise<void> {
     await (await this.dockerode()).getContainer(this.maria.getId()).start();
+    // A container started again may get another address.
+    this.mariaIp = await ipOn(this.maria, this.app);
   }
 
   /** The etcd member that leads raft now, asked of each running member (v3 gRPC gateway). */

@@ -214,9 +214,13 @@ export async function checkFilterProperty(
         .map(([id]) => id)
         .sort();
       const where = compileUserFilter(propertySchema, filter);
-      const got = await ps.store.run("q", (tx) => tx.users.list(where, undefined, false, 0, 10_000), {
-        readOnly: true,
-      });
+      const got = await ps.store.run(
+        "q",
+        (tx) => tx.users.list({ where, order: undefined, descending: false, offset: 0, limit: 10_000 }),
+        {
+          readOnly: true,
+        },
+      );
       assert.deepEqual(got.map((r) => r.id).sort(), expected, JSON.stringify(filter));
     }),
     { numRuns: o.runs, seed: 42 },

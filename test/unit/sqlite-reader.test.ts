@@ -12,6 +12,12 @@ import { SqliteReader } from "../../src/store/sqlite-reader.js";
 const HEAVY =
   "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) SELECT COUNT(*) AS n FROM c";
 
+/** A plain read through `reader` answers, with the row the suite wrote first. */
+async function readsOn(reader: SqliteReader): Promise<void> {
+  const rows = await reader.transaction((q) => q.all<{ v: number }>("SELECT v FROM t LIMIT 1"), undefined);
+  assert.deepEqual(rows, [{ v: 7 }]);
+}
+
 describe("SQLite reads in a worker thread", () => {
   const dir = mkdtempSync(join(tmpdir(), "provisiond-reader-"));
   let db: SqliteDb;
@@ -83,11 +89,7 @@ describe("SQLite reads in a worker thread", () => {
         DeadlineExceeded,
       );
       // Once the kept thread is through, reads go on.
-      const rows = await reader.transaction(
-        (q) => q.all<{ v: number }>("SELECT v FROM t LIMIT 1"),
-        undefined,
-      );
-      assert.deepEqual(rows, [{ v: 7 }]);
+      await readsOn(reader);
     } finally {
       await reader.close();
     }
@@ -101,11 +103,7 @@ describe("SQLite reads in a worker thread", () => {
         reader as unknown as { slots: { thread: { worker: { terminate(): Promise<number> } } }[] }
       ).slots;
       await slot!.thread.worker.terminate();
-      const rows = await reader.transaction(
-        (q) => q.all<{ v: number }>("SELECT v FROM t LIMIT 1"),
-        undefined,
-      );
-      assert.deepEqual(rows, [{ v: 7 }]);
+      await readsOn(reader);
     } finally {
       await reader.close();
     }

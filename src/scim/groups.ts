@@ -11,6 +11,7 @@ import { badRequest, notFound, ScimError } from "./model/errors.js";
 import type { ResourceSchema } from "./model/schema.js";
 import { applyPatch, readPatchBody } from "./patch.js";
 import type { Projection } from "./projection.js";
+import { readOne } from "./read.js";
 import { ifMatchHolds, render } from "./render.js";
 import { checkRequired, isObject, normalizeBody } from "./resource.js";
 import {
@@ -102,15 +103,12 @@ export class GroupService {
   }
 
   async get(id: string, ctx: RequestContext, projection: Projection): Promise<Written> {
-    return this.store.run(
+    return readOne(
+      this.store,
       "groups.get",
-      async (tx) => {
-        const rec = await tx.groups.findById(id);
-        if (!rec) throw notFound(`group ${id} not found`);
-        const [resource] = await this.renderMany(tx, [rec], ctx, projection);
-        return { resource: resource!, version: rec.version };
-      },
-      { readOnly: true },
+      (tx) => tx.groups.findById(id),
+      `group ${id} not found`,
+      async (tx, rec) => (await this.renderMany(tx, [rec], ctx, projection))[0]!,
     );
   }
 

@@ -13,6 +13,7 @@ import type { ResourceSchema } from "./model/schema.js";
 import { hashPassword } from "./password.js";
 import { applyPatch, readPatchBody } from "./patch.js";
 import type { Projection } from "./projection.js";
+import { readOne } from "./read.js";
 import { ifMatchHolds, render } from "./render.js";
 import { checkRequired, normalizeBody } from "./resource.js";
 import { createdResponse, deletedResponse, okResponse, type Written } from "./responses.js";
@@ -116,15 +117,12 @@ export class UserService {
   }
 
   async get(id: string, ctx: RequestContext, projection: Projection): Promise<Written> {
-    return this.store.run(
+    return readOne(
+      this.store,
       "users.get",
-      async (tx) => {
-        const rec = await tx.users.findById(id);
-        if (!rec) throw notFound(`user ${id} not found`);
-        const [resource] = await this.renderMany([rec], ctx, projection, (ids) => tx.users.groupsOf(ids));
-        return { resource: resource!, version: rec.version };
-      },
-      { readOnly: true },
+      (tx) => tx.users.findById(id),
+      `user ${id} not found`,
+      async (tx, rec) => (await this.renderMany([rec], ctx, projection, (ids) => tx.users.groupsOf(ids)))[0]!,
     );
   }
 

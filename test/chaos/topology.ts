@@ -24,14 +24,14 @@ import type { Truth } from "../support/okta-sim.js";
 
 export const LABEL = "io.provisiond.chaos";
 export const TTL_MS = 2000;
-const IMAGE = process.env.PROVISIOND_IMAGE ?? "provisiond:local";
+export const IMAGE = process.env.PROVISIOND_IMAGE ?? "provisiond:local";
 const ETCD_IMAGE = process.env.PROVISIOND_ETCD_IMAGE ?? "provisiond-etcd:local";
 const MARIADB_IMAGE = process.env.PROVISIOND_MARIADB_IMAGE ?? "provisiond-mariadb:local";
 export const SCIM_TOKEN = "chaos-scim-token-0123456789abcdef";
 const AGENT_TOKEN = "chaos-agent-token-0123456789abcdef";
-const SIM_TOKEN = "chaos-sim-token-0123456789";
-const APP_ID = "0oachaosapp0000000";
-const DB_PASSWORD = "chaos-db-password-0123";
+export const SIM_TOKEN = "chaos-sim-token-0123456789";
+export const APP_ID = "0oachaosapp0000000";
+export const DB_PASSWORD = "chaos-db-password-0123";
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON read by the scenarios
 type Json = any;
@@ -94,7 +94,8 @@ export class Topology {
     readonly nodes: Node[],
   ) {}
 
-  static async start(run: string): Promise<Topology> {
+  /** `nodes`: how many provisiond nodes to start (the chart check starts its own pods instead). */
+  static async start(run: string, opts: { nodes?: number } = {}): Promise<Topology> {
     const labels = { [LABEL]: run };
     const app = await new Network().start();
     const etcdNet = await new Network().start();
@@ -161,7 +162,8 @@ export class Topology {
       perMinute: { logs: 1_000_000, apps: 1_000_000, users: 1_000_000, groups: 1_000_000 },
     });
     const startAt = new Date(Date.now() - 60_000).toISOString();
-    for (const id of ["node-1", "node-2"]) t.nodes.push(await t.startNode(id, labels, startAt));
+    for (const id of ["node-1", "node-2"].slice(0, opts.nodes ?? 2))
+      t.nodes.push(await t.startNode(id, labels, startAt));
     return t;
   }
 

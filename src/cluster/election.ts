@@ -304,7 +304,6 @@ export class Election extends EventEmitter {
     const leadership = new Leadership(mine.createRevision, mine.key, () => this.isPrimary());
     this.leadership = leadership;
     this.failoverClock.set(leadership, { failover, goneAt });
-    this.opts.metrics.leader.set(1);
     this.opts.metrics.leaderTransitions.inc({ to: "primary" });
     this.opts.logger.info({ term: leadership.term, failover }, "elected primary");
     this.emit("elected", leadership);
@@ -334,7 +333,6 @@ export class Election extends EventEmitter {
     const term = this.leadership?.term;
     this.leadership?.end(reason);
     this.leadership = undefined;
-    this.opts.metrics.leader.set(0);
     this.opts.metrics.leaderTransitions.inc({ to: "standby" });
     if (reason !== "resigned") this.opts.metrics.selfDemotions.inc({ reason });
     this.opts.logger.warn({ term, reason }, "no longer primary");

@@ -79,8 +79,9 @@ export class Metrics {
   });
 
   /**
-   * Asked at every scrape (the election sets it): a node frozen past its lease that wakes up must not report
-   * itself leader in the moment before its demotion timer runs.
+   * Asked at every scrape, the gauge's only source (the election sets it; a standalone node reports 0): a node
+   * frozen past its lease that wakes up must not report itself leader in the moment before its demotion timer
+   * runs.
    */
   isLeader: (() => boolean) | undefined;
 

@@ -20,7 +20,7 @@ import {
   Wait,
 } from "testcontainers";
 import type { Query } from "../support/history.js";
-import type { Truth } from "../support/okta-sim.js";
+import { simControl, type Truth } from "../support/okta-sim.js";
 
 export const LABEL = "io.provisiond.chaos";
 export const TTL_MS = 2000;
@@ -206,14 +206,8 @@ export class Topology {
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: the control API answers arbitrary JSON
-  async control(method: string, path: string, body?: unknown): Promise<any> {
-    const res = await fetch(`http://${this.simIp}:8090/sim${path}`, {
-      method,
-      headers: { authorization: `SSWS ${SIM_TOKEN}`, "content-type": "application/json" },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    if (res.status >= 400) throw new Error(`${method} /sim${path} → ${res.status} ${await res.text()}`);
-    return res.json();
+  control(method: string, path: string, body?: unknown): Promise<any> {
+    return simControl(`http://${this.simIp}:8090`, SIM_TOKEN, method, path, body);
   }
 
   truth(): Promise<Truth> {

@@ -32,6 +32,14 @@ for (const kind of ["sqlite", "mariadb"] as const) {
     });
     after(() => fixture.stop());
 
+    /** An agent's /Bulk, each operation keyed by its bulkId. */
+    const agentBulk = (Operations: unknown[]) =>
+      node.request(
+        "POST",
+        "/Bulk",
+        { schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], Operations },
+        { "idempotency-key": "bulkId" },
+      );
     const user = (extra: Record<string, unknown>) => ({
       schemas: [USER_SCHEMA],
       userName: "wide@example.com",
@@ -112,23 +120,15 @@ for (const kind of ["sqlite", "mariadb"] as const) {
     });
 
     it("in an agent /Bulk, an operation whose path is too long to record fails alone, with 400", async () => {
-      const r = await node.request(
-        "POST",
-        "/Bulk",
+      const r = await agentBulk([
+        { method: "DELETE", path: `/Users/${"p".repeat(600)}`, bulkId: "long-path" },
         {
-          schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-          Operations: [
-            { method: "DELETE", path: `/Users/${"p".repeat(600)}`, bulkId: "long-path" },
-            {
-              method: "POST",
-              path: "/Users",
-              bulkId: "short-path",
-              data: user({ userName: "bulk-sig@example.com" }),
-            },
-          ],
+          method: "POST",
+          path: "/Users",
+          bulkId: "short-path",
+          data: user({ userName: "bulk-sig@example.com" }),
         },
-        { "idempotency-key": "bulkId" },
-      );
+      ]);
       assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
       const [long, short] = r.body.Operations;
       assert.equal(long.status, "400", JSON.stringify(long).slice(0, 300));
@@ -137,18 +137,10 @@ for (const kind of ["sqlite", "mariadb"] as const) {
     });
 
     it("in an agent /Bulk, bulkIds that differ by a trailing space are not taken for one key", async () => {
-      const r = await node.request(
-        "POST",
-        "/Bulk",
-        {
-          schemas: ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-          Operations: [
-            { method: "POST", path: "/Users", bulkId: "pad", data: user({ userName: "pad-1@example.com" }) },
-            { method: "POST", path: "/Users", bulkId: "pad ", data: user({ userName: "pad-2@example.com" }) },
-          ],
-        },
-        { "idempotency-key": "bulkId" },
-      );
+      const r = await agentBulk([
+        { method: "POST", path: "/Users", bulkId: "pad", data: user({ userName: "pad-1@example.com" }) },
+        { method: "POST", path: "/Users", bulkId: "pad ", data: user({ userName: "pad-2@example.com" }) },
+      ]);
       assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
       const [first, second] = r.body.Operations;
       assert.equal(first.status, "201");

@@ -18,6 +18,26 @@ export interface Truth {
   groups: { externalId: string; displayName: string; members: string[] }[];
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the control API answers arbitrary JSON
+type ControlReply = any;
+
+/** A call to a simulator's control API (/sim) at `url`, in-process or in a container. */
+export async function simControl(
+  url: string,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<ControlReply> {
+  const res = await fetch(`${url}/sim${path}`, {
+    method,
+    headers: { authorization: `SSWS ${token}`, "content-type": "application/json" },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  if (res.status >= 400) throw new Error(`${method} /sim${path} → ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
 export class SimHandle {
   private constructor(
     readonly url: string,
@@ -43,14 +63,8 @@ export class SimHandle {
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: the control API answers arbitrary JSON
-  async control(method: string, path: string, body?: unknown): Promise<any> {
-    const res = await fetch(`${this.url}/sim${path}`, {
-      method,
-      headers: { authorization: `SSWS ${SIM_TOKEN}`, "content-type": "application/json" },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    if (res.status >= 400) throw new Error(`${method} /sim${path} → ${res.status} ${await res.text()}`);
-    return res.json();
+  control(method: string, path: string, body?: unknown): Promise<any> {
+    return simControl(this.url, SIM_TOKEN, method, path, body);
   }
 
   agentEnv(extra: Record<string, string> = {}): Record<string, string> {

@@ -183,5 +183,11 @@ export class Metrics {
   constructor(nodeId: string) {
     this.registry.setDefaultLabels({ node: nodeId });
     collectDefaultMetrics({ register: this.registry, prefix: "provisiond_" });
+    // A labelled counter exports nothing before its first increment: a panel over it reads "no data" instead
+    // of 0, and increase() misses that first increment. Label values known in advance start at zero, as
+    // Prometheus advises (the values: election.ts demote()/lost() and the runner's stepDown() reasons).
+    for (const to of ["primary", "standby"]) this.leaderTransitions.inc({ to }, 0);
+    for (const reason of ["keepalive", "key-gone", "fenced", "agent-failed"])
+      this.selfDemotions.inc({ reason }, 0);
   }
 }

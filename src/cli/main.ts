@@ -11,6 +11,7 @@ import { ConfigError, loadConfig } from "../config/index.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { createOktaSim } from "../okta-sim/server.js";
+import { checkCluster } from "./check-cluster.js";
 import { readToken } from "./credentials.js";
 import { genCert } from "./gen-cert.js";
 import { agentScimTarget, startNode } from "./node.js";
@@ -25,6 +26,8 @@ commands:
               difference once, print what changed (same configuration as a node with an agent source)
   gen-cert    write a self-signed TLS certificate: --out DIR (default $PROVISIOND_DATA_DIR/tls, ./data/tls),
               --host NAME (repeatable), --days N; replaces a certificate already there
+  check-cluster URL...
+              each admin URL (e.g. http://node-0:9464) answers /readyz, and exactly one node is primary
   help        show this text`;
 
 async function main(argv: string[]): Promise<number> {
@@ -68,6 +71,10 @@ async function main(argv: string[]): Promise<number> {
       return runOktaSim();
     case "reconcile":
       return runReconcile();
+    case "check-cluster":
+      if (!rest.length)
+        throw new ConfigError("check-cluster", "name each node's admin URL, e.g. http://node-0:9464");
+      return (await checkCluster(rest, (l) => process.stdout.write(`${l}\n`))) ? 0 : 1;
     case "help":
     case "--help":
     case "-h":

@@ -1,6 +1,7 @@
 /** The primary side of a node: the election (or none, standalone) and the agent that runs in each term. */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { Agent } from "../agent/agent.js";
 import { OktaClient } from "../agent/okta-client.js";
@@ -10,7 +11,10 @@ import { type Cursor, EtcdCursor, FileCursor } from "../cluster/cursor.js";
 import { type DeadLetters, EtcdDeadLetters, FileDeadLetters } from "../cluster/dead-letters.js";
 import { Election } from "../cluster/election.js";
 import { etcdClient } from "../cluster/etcd.js";
+import type { Leadership } from "../cluster/leadership.js";
 import type { Config } from "../config/index.js";
+import { kubernetesPods } from "../kubernetes/pods.js";
+import { RoleLabel } from "../kubernetes/role-label.js";
 import type { Metrics } from "../observability/metrics.js";
 
 /**
@@ -47,18 +51,49 @@ export function startCluster(cfg: Config, logger: Logger, metrics: Metrics) {
     logger: logger.child({ component: "election" }),
     metrics,
   });
+  const label = cfg.kubernetes && podRoleLabel(cfg.kubernetes, election, logger, metrics);
   return {
     election,
     cursor: new EtcdCursor(client, `${root}/cursor`) as Cursor,
     deadLetters: new EtcdDeadLetters(client, `${root}/dead/`) as DeadLetters,
     stop: async () => {
       await election.stop();
+      await label?.stop();
       client.close();
     },
   };
 }
 
 export type ClusterSide = ReturnType<typeof startCluster>;
+
+/** The pod label the chart's -primary Service selects, following the election. */
+function podRoleLabel(
+  k: NonNullable<Config["kubernetes"]>,
+  election: Election,
+  logger: Logger,
+  metrics: Metrics,
+) {
+  const label = new RoleLabel({
+    pods: kubernetesPods(k.namespace),
+    pod: k.pod,
+    peers: k.peers,
+    logger: logger.child({ component: "pod-label" }),
+    onFailure: () => metrics.podLabelFailures.inc(),
+  });
+  election.on("elected", (lead: Leadership) =>
+    label.want(lead.term === undefined ? undefined : { term: lead.term }),
+  );
+  election.on("demoted", () => label.want(undefined));
+  return {
+    async stop() {
+      // The election has resigned: take the label off on the way out, but a Kubernetes API that does not
+      // answer must not hold up the shutdown (the next primary clears it).
+      label.want(undefined);
+      await Promise.race([label.settled(), sleep(2000)]);
+      await label.stop();
+    },
+  };
+}
 
 /** The agent: one per term, with its own Okta and SCIM clients, which end with it. */
 export function startAgent(

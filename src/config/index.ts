@@ -8,6 +8,7 @@ import { agentConfig } from "./agent.js";
 import { auth } from "./auth.js";
 import { clusterConfig } from "./cluster.js";
 import { customSchema } from "./custom-schema.js";
+import { kubernetesConfig } from "./kubernetes.js";
 import { ConfigError, type Env, Reader, withConfigFile } from "./reader.js";
 import { storeConfig } from "./store.js";
 import type { Config } from "./types.js";
@@ -77,6 +78,8 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     store,
   };
   if (certFile && keyFile) cfg.tls = { certFile, keyFile };
+  const kubernetes = kubernetesConfig(r, cfg.nodeId, cluster);
+  if (kubernetes) cfg.kubernetes = kubernetes;
   const custom = customSchema(r);
   if (custom) cfg.customSchema = custom;
   return cfg;

@@ -75,6 +75,14 @@ export interface Config {
     leaseTtlMs: number;
   };
   agent: AgentConfig;
+  /** Set: this node labels its own pod `provisiond.io/role=primary` while primary, and clears stale peers'. */
+  kubernetes?: {
+    pod: string;
+    /** The other pods of the StatefulSet, whose stale label a new primary clears. */
+    peers: string[];
+    /** Unset: the service account's namespace file. */
+    namespace?: string;
+  };
 }
 
 export interface AgentConfig {

@@ -72,6 +72,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly podLabelFailures = new Counter({
+    name: "provisiond_pod_label_failures_total",
+    help: "Kubernetes API calls for the provisiond.io/role pod label that failed (each is retried)",
+    registers: [this.registry],
+  });
+
   readonly idempotentReplays = new Counter({
     name: "provisiond_idempotent_replays_total",
     help: "Writes answered from the idempotency record instead of being applied again",

@@ -25,7 +25,7 @@ import { simControl, type Truth } from "../support/okta-sim.js";
 export const LABEL = "io.provisiond.chaos";
 export const TTL_MS = 2000;
 export const IMAGE = process.env.PROVISIOND_IMAGE ?? "provisiond:local";
-const ETCD_IMAGE = process.env.PROVISIOND_ETCD_IMAGE ?? "provisiond-etcd:local";
+export const ETCD_IMAGE = process.env.PROVISIOND_ETCD_IMAGE ?? "provisiond-etcd:local";
 const MARIADB_IMAGE = process.env.PROVISIOND_MARIADB_IMAGE ?? "provisiond-mariadb:local";
 export const SCIM_TOKEN = "chaos-scim-token-0123456789abcdef";
 const AGENT_TOKEN = "chaos-agent-token-0123456789abcdef";

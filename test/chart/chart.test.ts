@@ -11,7 +11,12 @@ import { Certificate } from "@kubernetes-models/cert-manager/cert-manager.io/v1/
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
+import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
+import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { Pod } from "kubernetes-models/v1/Pod";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
@@ -47,6 +52,15 @@ const SETS: Record<string, Record<string, unknown>> = {
     "tls.certManager.issuerRef.name": "internal-ca",
     "tls.certManager.dnsNames": ["scim.example.internal"],
   },
+  "bundled etcd + monitoring + dashboards": {
+    "store.url": REQUIRED["store.url"],
+    "etcd.bundled.enabled": true,
+    "metrics.serviceMonitor.enabled": true,
+    "metrics.prometheusRule.enabled": true,
+    "dashboards.enabled": true,
+    "networkPolicy.enabled": true,
+  },
+  "primary label on": { ...REQUIRED, "primaryLabel.enabled": true, replicaCount: 3 },
 };
 
 const MODELS: Record<string, new (o: Manifest) => { validate(): void }> = {
@@ -58,6 +72,11 @@ const MODELS: Record<string, new (o: Manifest) => { validate(): void }> = {
   ServiceMonitor,
   PrometheusRule,
   Certificate,
+  Role,
+  RoleBinding,
+  NetworkPolicy,
+  ConfigMap,
+  Pod,
 };
 
 const ofKind = (objs: Manifest[], kind: string) => objs.filter((o) => o.kind === kind);
@@ -189,6 +208,16 @@ describe("the Helm chart", () => {
       );
     });
 
+    it("`helm test` checks every pod by its stable name: ready, and one primary", () => {
+      const test = ofKind(objs, "Pod")[0];
+      assert.equal(test.metadata.annotations["helm.sh/hook"], "test");
+      assert.deepEqual(test.spec.containers[0].args, [
+        "check-cluster",
+        "http://pd-provisiond-0.pd-provisiond-headless.provisiond.svc:9464",
+        "http://pd-provisiond-1.pd-provisiond-headless.provisiond.svc:9464",
+      ]);
+    });
+
     it("the PrometheusRule carries exactly deploy/prometheus/alerts.yml", () => {
       const rule = ofKind(objs, "PrometheusRule")[0];
       const alerts = parse(readFileSync(join(ROOT, "deploy/prometheus/alerts.yml"), "utf8"));
@@ -198,6 +227,78 @@ describe("the Helm chart", () => {
         readFileSync(join(ROOT, "deploy/prometheus/alerts.yml"), "utf8"),
         "helm/provisiond/files/alerts.yml is a copy of deploy/prometheus/alerts.yml",
       );
+    });
+  });
+
+  describe("bundled etcd, dashboards and network policy", () => {
+    const objs = render(SETS["bundled etcd + monitoring + dashboards"]!);
+    const sets = ofKind(objs, "StatefulSet");
+    const nodes = sets.find((o) => o.metadata.name === "pd-provisiond");
+    const etcd = sets.find((o) => o.metadata.name === "pd-provisiond-etcd");
+    const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
+      Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+    it("3 members started together, each with a volume; the nodes' endpoints are the members' stable names", () => {
+      assert.equal(etcd.spec.replicas, 3);
+      assert.equal(etcd.spec.podManagementPolicy, "Parallel");
+      assert.equal(etcd.spec.volumeClaimTemplates[0].spec.resources.requests.storage, "1Gi");
+      const env = Object.fromEntries(
+        etcd.spec.template.spec.containers[0].env.map((e: Manifest) => [e.name, e.value]),
+      );
+      const members = env.ETCD_INITIAL_CLUSTER.split(",").map((m: string) => m.split("=")[0]);
+      assert.deepEqual(members, ["pd-provisiond-etcd-0", "pd-provisiond-etcd-1", "pd-provisiond-etcd-2"]);
+      const nodeEnv = Object.fromEntries(
+        nodes.spec.template.spec.containers[0].env.map((e: Manifest) => [e.name, e.value]),
+      );
+      assert.equal(
+        nodeEnv.PROVISIOND_ETCD_ENDPOINTS,
+        members.map((m: string) => `${m}.pd-provisiond-etcd-headless.provisiond.svc:2379`).join(","),
+      );
+      // Readiness needs a quorum; liveness must not, or a lost quorum restarts every member at once.
+      const c = etcd.spec.template.spec.containers[0];
+      assert.equal(c.readinessProbe.httpGet.path, "/health");
+      assert.ok(c.livenessProbe.tcpSocket);
+      assert.equal(
+        ofKind(objs, "PodDisruptionBudget").find((p) => p.metadata.name === "pd-provisiond-etcd").spec
+          .maxUnavailable,
+        1,
+      );
+    });
+
+    it("no selector of the nodes takes in an etcd pod, and none of etcd's a node", () => {
+      const nodeLabels = nodes.spec.template.metadata.labels;
+      const etcdLabels = etcd.spec.template.metadata.labels;
+      const selectors = [
+        ...ofKind(objs, "Service").map((s) => s.spec.selector),
+        ...ofKind(objs, "PodDisruptionBudget").map((p) => p.spec.selector.matchLabels),
+        ...sets.map((s) => s.spec.selector.matchLabels),
+      ];
+      for (const sel of selectors)
+        assert.ok(!(matches(sel, nodeLabels) && matches(sel, etcdLabels)), JSON.stringify(sel));
+    });
+
+    it("the dashboards ConfigMap carries grafana/dashboards as generated, with the sidecar's label", () => {
+      const cm = ofKind(objs, "ConfigMap")[0];
+      assert.equal(cm.metadata.labels.grafana_dashboard, "1");
+      assert.equal(
+        cm.data["provisiond-cluster.json"],
+        readFileSync(join(ROOT, "grafana/dashboards/provisiond-cluster.json"), "utf8").replace(/\n$/, ""),
+      );
+    });
+
+    it("network policies: etcd's peer port only from members, its client port only from this release", () => {
+      const np = Object.fromEntries(ofKind(objs, "NetworkPolicy").map((n) => [n.metadata.name, n]));
+      const [client, peer] = np["pd-provisiond-etcd"].spec.ingress;
+      assert.deepEqual(peer.ports, [{ port: 2380 }]);
+      assert.deepEqual(
+        peer.from.map((f: Manifest) => f.podSelector.matchLabels),
+        [etcd.spec.selector.matchLabels],
+      );
+      assert.deepEqual(
+        client.from.map((f: Manifest) => f.podSelector.matchLabels),
+        [nodes.spec.selector.matchLabels, etcd.spec.selector.matchLabels],
+      );
+      assert.deepEqual(np["pd-provisiond"].spec.podSelector.matchLabels, nodes.spec.selector.matchLabels);
     });
   });
 });

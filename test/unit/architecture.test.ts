@@ -21,6 +21,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   agent: ["cluster", "observability"],
   config: ["scim/model", "store"],
   "okta-sim": ["observability"],
+  kubernetes: [],
 };
 
 function layerOf(file: string): string {

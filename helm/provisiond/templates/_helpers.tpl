@@ -67,3 +67,41 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- randAlphaNum 40 -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The StatefulSet's pod names, comma-separated: the Role's resourceNames and the nodes' peer list. */}}
+{{- define "provisiond.podNames" -}}
+{{- $fullname := include "provisiond.fullname" . -}}
+{{- $names := list -}}
+{{- range $i := until (int .Values.replicaCount) -}}
+{{- $names = append $names (printf "%s-%d" $fullname $i) -}}
+{{- end -}}
+{{- join "," $names -}}
+{{- end -}}
+
+{{/* The etcd endpoints the nodes use: the bundled members' stable names, or the configured ones. */}}
+{{- define "provisiond.etcdEndpoints" -}}
+{{- if .Values.etcd.bundled.enabled -}}
+{{- $fullname := include "provisiond.fullname" . -}}
+{{- $eps := list -}}
+{{- range $i := until 3 -}}
+{{- $eps = append $eps (printf "%s-etcd-%d.%s-etcd-headless.%s.svc:2379" $fullname $i $fullname $.Release.Namespace) -}}
+{{- end -}}
+{{- join "," $eps -}}
+{{- else -}}
+{{- required "etcd.endpoints is required (or etcd.bundled.enabled): the nodes elect their primary through etcd" .Values.etcd.endpoints -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The bundled etcd's own name, so that no selector of the nodes (Services, PDB, spread) takes in its pods. */}}
+{{- define "provisiond.etcdSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "provisiond.name" . }}-etcd
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: etcd
+{{- end -}}
+
+{{- define "provisiond.etcdLabels" -}}
+{{ include "provisiond.etcdSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.etcd.bundled.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}

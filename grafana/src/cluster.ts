@@ -1,7 +1,7 @@
 /** The "provisiond — cluster" dashboard: who leads, how failovers go, and whether events flow to the store. */
 import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
 import { states, stateTimeline, statPanel, timeSeries } from "./panels.js";
-import { increase, onPrimary, quantile, rate, sel } from "./promql.js";
+import { clusterWide, increase, onPrimary, quantile, rate, sel } from "./promql.js";
 import { datasourceVariable, labelVariables } from "./variables.js";
 
 export const UID = "provisiond-cluster";
@@ -34,8 +34,8 @@ function leadership(d: dashboard.DashboardBuilder): void {
       statPanel({
         title: "Pods claiming primary",
         description:
-          "1 is healthy. 0 means nothing is being provisioned (normal for up to a lease TTL during a failover); 2 or more means two nodes think they lead, which the fencing token makes harmless but should never last.",
-        queries: [{ expr: `sum(${sel("provisiond_leader")})`, legend: "primaries" }],
+          "Over the whole cluster, whatever pods are selected. 1 is healthy. 0 means nothing is being provisioned (normal for up to a lease TTL during a failover); 2 or more means two nodes think they lead, which the fencing token makes harmless but should never last.",
+        queries: [{ expr: `sum(${clusterWide("provisiond_leader")})`, legend: "primaries" }],
         show: "value",
         thresholds: [
           { value: null, color: "red" },
@@ -164,7 +164,7 @@ function agent(d: dashboard.DashboardBuilder): void {
       timeSeries({
         title: "Dead letters",
         description:
-          "Events that can never apply (the connector refused them for good), recorded in etcd with their reason and listed in /status. The stream goes on without them, so each one is a user or group out of sync until someone acts.",
+          "Events that can never apply (the connector refused them for good), recorded with their reason (in etcd; in the data dir when standalone) and listed in /status. The stream goes on without them, so each one is a user or group out of sync until someone acts.",
         queries: [{ expr: `sum by (pod) (${increase("provisiond_dead_letters_total")})`, legend: "{{pod}}" }],
         unit: "short",
         style: "bars",

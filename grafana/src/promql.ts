@@ -13,6 +13,11 @@ export function sel(metric: string, extra = ""): string {
   return `${metric}{${extra ? `${base}, ${extra}` : base}}`;
 }
 
+/** `metric` over every pod of the selected clusters and namespaces, whatever `$pod` is: a cluster-wide count. */
+export function clusterWide(metric: string): string {
+  return `${metric}{cluster=~"$cluster", namespace=~"$namespace"}`;
+}
+
 /** Per-second rate over Grafana's `$__rate_interval`, which stays at least 4 scrape intervals wide. */
 export function rate(metric: string, extra = ""): string {
   return `rate(${sel(metric, extra)}[$__rate_interval])`;

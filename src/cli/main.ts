@@ -11,7 +11,7 @@ import { ConfigError, loadConfig } from "../config/index.js";
 import { createLogger } from "../observability/logger.js";
 import { Metrics } from "../observability/metrics.js";
 import { createOktaSim } from "../okta-sim/server.js";
-import { checkCluster } from "./check-cluster.js";
+import { adminUrls, checkCluster, UsageError } from "./check-cluster.js";
 import { readToken } from "./credentials.js";
 import { genCert } from "./gen-cert.js";
 import { agentScimTarget, startNode } from "./node.js";
@@ -72,9 +72,7 @@ async function main(argv: string[]): Promise<number> {
     case "reconcile":
       return runReconcile();
     case "check-cluster":
-      if (!rest.length)
-        throw new ConfigError("check-cluster", "name each node's admin URL, e.g. http://node-0:9464");
-      return (await checkCluster(rest, (l) => process.stdout.write(`${l}\n`))) ? 0 : 1;
+      return (await checkCluster(adminUrls(rest), (l) => process.stdout.write(`${l}\n`))) ? 0 : 1;
     case "help":
     case "--help":
     case "-h":
@@ -184,6 +182,10 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`provisiond: ${err.message}\n`);
+      process.exit(2);
+    }
     if (err instanceof ConfigError) {
       process.stderr.write(`provisiond: configuration error: ${err.message}\n`);
       process.exit(2);

@@ -77,6 +77,11 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     agent: agentConfig(r),
     store,
   };
+  if (cluster.etcd && cfg.auth.generatedTokenFile)
+    throw new ConfigError(
+      "PROVISIOND_SCIM_TOKEN",
+      "a cluster's nodes must all accept the same SCIM credential, and a token each node generates for itself would differ (a load balancer would send Okta to a node that refuses it): set PROVISIOND_SCIM_TOKEN (or _FILE) to the same secret on every node, or use Basic or header credentials",
+    );
   if (certFile && keyFile) cfg.tls = { certFile, keyFile };
   const kubernetes = kubernetesConfig(r, cfg.nodeId, cluster);
   if (kubernetes) cfg.kubernetes = kubernetes;

@@ -122,6 +122,7 @@ describe("the Helm chart", () => {
       /store\.url .* is required/,
     );
     assert.throws(() => render({ ...REQUIRED, "tls.enabled": true }), /tls\.enabled needs/);
+    assert.throws(() => render({ ...REQUIRED, "etcd.bundled.enabled": true }), /not both/);
   });
 
   describe("the production shape", () => {

@@ -14,6 +14,7 @@ const base = { PROVISIOND_DATA_DIR: dir };
 const CLUSTER = {
   PROVISIOND_ETCD_ENDPOINTS: "127.0.0.1:2379",
   PROVISIOND_STORE_URL: "mysql://app@db:3306/app",
+  PROVISIOND_SCIM_TOKEN: "a-cluster-wide-scim-token",
 };
 
 function errorFor(env: Record<string, string>): ConfigError {
@@ -175,6 +176,22 @@ describe("configuration", () => {
       assert.match(e.message, problem);
     });
   }
+
+  it("refuses a cluster whose nodes would each generate their own SCIM token", () => {
+    const { PROVISIOND_SCIM_TOKEN: _, ...noToken } = CLUSTER;
+    assert.match(
+      errorFor({ ...base, ...noToken }).message,
+      /^PROVISIOND_SCIM_TOKEN: a cluster's nodes must all accept the same/,
+    );
+    assert.ok(
+      loadConfig({
+        ...base,
+        ...noToken,
+        PROVISIOND_SCIM_BASIC_USER: "okta",
+        PROVISIOND_SCIM_BASIC_PASSWORD: "a-long-password-1",
+      }),
+    );
+  });
 
   it("keeps a cluster's store transactions within half a term by default", () => {
     const five = loadConfig({ ...base, ...CLUSTER });

@@ -152,6 +152,7 @@ describe("the pod role label", () => {
       PROVISIOND_ETCD_ENDPOINTS: "etcd:2379",
       PROVISIOND_STORE_URL: "mysql://app:pw@mysql:3306/app",
       PROVISIOND_NODE_ID: P0,
+      PROVISIOND_SCIM_TOKEN: "a-cluster-wide-scim-token",
       KUBERNETES_SERVICE_HOST: "10.96.0.1",
     };
     const cfg = loadConfig({

@@ -81,6 +81,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/* The etcd endpoints the nodes use: the bundled members' stable names, or the configured ones. */}}
 {{- define "provisiond.etcdEndpoints" -}}
 {{- if .Values.etcd.bundled.enabled -}}
+{{- if .Values.etcd.endpoints -}}
+{{- fail "set etcd.endpoints or etcd.bundled.enabled, not both: with the bundled etcd the chart names its members" -}}
+{{- end -}}
 {{- $fullname := include "provisiond.fullname" . -}}
 {{- $eps := list -}}
 {{- range $i := until 3 -}}

@@ -16,12 +16,17 @@ export type JsonPatchOp =
   | { op: "remove"; path: string }
   | { op: "add" | "replace"; path: string; value: string };
 
+/** Every call ends by `signal` (its deadline, or the node stopping): an API server that never answers holds nothing. */
 export interface Pods {
   /** undefined: no such pod (deleted, or not created yet). */
-  read(name: string): Promise<PodMeta | undefined>;
-  merge(name: string, patch: { metadata: Record<string, Record<string, string | null>> }): Promise<void>;
+  read(name: string, signal: AbortSignal): Promise<PodMeta | undefined>;
+  merge(
+    name: string,
+    patch: { metadata: Record<string, Record<string, string | null>> },
+    signal: AbortSignal,
+  ): Promise<void>;
   /** "conflict": a `test` op failed, the pod changed since it was read. "gone": no such pod. */
-  jsonPatch(name: string, ops: JsonPatchOp[]): Promise<"ok" | "conflict" | "gone">;
+  jsonPatch(name: string, ops: JsonPatchOp[], signal: AbortSignal): Promise<"ok" | "conflict" | "gone">;
 }
 
 /**
@@ -40,10 +45,10 @@ export function kubernetesPods(namespace: string | undefined, kc?: KubeConfig): 
     return loaded;
   };
   return {
-    async read(name) {
-      const { api, ns, code } = await client();
+    async read(name, signal) {
+      const { api, ns, code, options } = await client();
       try {
-        const pod = await api.readNamespacedPod({ name, namespace: ns });
+        const pod = await api.readNamespacedPod({ name, namespace: ns }, options(signal));
         return {
           name,
           resourceVersion: pod.metadata?.resourceVersion ?? "",
@@ -55,19 +60,19 @@ export function kubernetesPods(namespace: string | undefined, kc?: KubeConfig): 
         throw err;
       }
     },
-    async merge(name, patch) {
-      const { api, ns, k8s } = await client();
+    async merge(name, patch, signal) {
+      const { api, ns, k8s, options } = await client();
       await api.patchNamespacedPod(
         { name, namespace: ns, body: patch },
-        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+        options(signal, k8s.PatchStrategy.MergePatch),
       );
     },
-    async jsonPatch(name, ops) {
-      const { api, ns, k8s, code } = await client();
+    async jsonPatch(name, ops, signal) {
+      const { api, ns, k8s, code, options } = await client();
       try {
         await api.patchNamespacedPod(
           { name, namespace: ns, body: ops },
-          k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.JsonPatch),
+          options(signal, k8s.PatchStrategy.JsonPatch),
         );
         return "ok";
       } catch (err) {
@@ -86,6 +91,8 @@ interface Client {
   api: InstanceType<K8s["CoreV1Api"]>;
   ns: string;
   code: (err: unknown) => number | undefined;
+  /** Per-call options: the abort signal (client-node 1.4 sets no timeout of its own) and a patch's media type. */
+  options: (signal: AbortSignal, contentType?: string) => ReturnType<K8s["setHeaderOptions"]>;
 }
 
 async function connect(namespace: string | undefined, kc: KubeConfig | undefined): Promise<Client> {
@@ -102,5 +109,20 @@ async function connect(namespace: string | undefined, kc: KubeConfig | undefined
     api: config.makeApiClient(k8s.CoreV1Api),
     ns,
     code: (err) => (err instanceof k8s.ApiException ? err.code : undefined),
+    options: (signal, contentType) => {
+      const aborts = {
+        pre: (ctx: { setSignal(s: AbortSignal): void }) => {
+          ctx.setSignal(signal);
+          return new k8s.Observable(Promise.resolve(ctx));
+        },
+        post: <T>(res: T) => new k8s.Observable(Promise.resolve(res)),
+      };
+      const base = contentType ? k8s.setHeaderOptions("Content-Type", contentType) : {};
+      return {
+        ...base,
+        middleware: [...(base.middleware ?? []), aborts],
+        middlewareMergeStrategy: "append",
+      } as ReturnType<K8s["setHeaderOptions"]>;
+    },
   };
 }

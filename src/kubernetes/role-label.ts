@@ -34,7 +34,13 @@ export interface RoleLabelOptions {
   resyncMs?: number;
   /** Counted once per failed attempt. */
   onFailure?: () => void;
+  /** Each API call's deadline (default 5 s): client-node sets none, and a call that never ends would stop the loop. */
+  callTimeoutMs?: number;
 }
+
+/** Conflicts on one peer in a row before the attempt fails into the back-off: a proxy or webhook that always
+ *  answers 409 must not make this a busy loop. */
+const MAX_CONFLICTS = 5;
 
 /** What this node wants its pod to say: primary with a term, or nothing. */
 type Wish = { term: number } | undefined;
@@ -47,6 +53,7 @@ export class RoleLabel {
   private appliedGeneration = -1;
   private wake: AbortController = new AbortController();
   private running = true;
+  private readonly stopping = new AbortController();
   private readonly done: Promise<void>;
   private readonly waiters: { generation: number; resolve: () => void }[] = [];
 
@@ -71,6 +78,8 @@ export class RoleLabel {
 
   async stop(): Promise<void> {
     this.running = false;
+    // Ends a call in flight too: a Kubernetes API that does not answer must not hold up the node's shutdown.
+    this.stopping.abort();
     this.wake.abort();
     await this.done;
   }
@@ -89,7 +98,7 @@ export class RoleLabel {
         // A standby's own label is all it owns: nothing to read again until its wish changes.
         if (!wish) waitMs = undefined;
       } catch (err) {
-        if (!(err instanceof Superseded)) {
+        if (!(err instanceof Superseded) && this.running) {
           this.opts.onFailure?.();
           waitMs = backoff.duration;
           backoff = backoff.next(undefined);
@@ -123,19 +132,26 @@ export class RoleLabel {
     }
   }
 
+  private signal(): AbortSignal {
+    return AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.opts.callTimeoutMs ?? 5000)]);
+  }
+
   /** Throws Superseded when the wish changed under it, so the loop starts over with the newer one. */
   private async apply(wish: Wish, generation: number): Promise<void> {
     const { pods, pod } = this.opts;
     const current = () => {
-      if (generation !== this.generation && this.wish?.term !== wish?.term) throw new Superseded();
+      if (!this.running || (generation !== this.generation && this.wish?.term !== wish?.term))
+        throw new Superseded();
     };
     if (!wish) {
-      const me = await pods.read(pod);
+      const me = await pods.read(pod, this.signal());
       current();
       if (me && ROLE_LABEL in me.labels) {
-        await pods.merge(pod, {
-          metadata: { labels: { [ROLE_LABEL]: null }, annotations: { [TERM_ANNOTATION]: null } },
-        });
+        await pods.merge(
+          pod,
+          { metadata: { labels: { [ROLE_LABEL]: null }, annotations: { [TERM_ANNOTATION]: null } } },
+          this.signal(),
+        );
         this.opts.logger.info({ pod }, "pod role label removed");
       }
       return;
@@ -148,22 +164,28 @@ export class RoleLabel {
         return;
       }
     }
-    const me = await pods.read(pod);
+    const me = await pods.read(pod, this.signal());
     current();
     if (me?.labels[ROLE_LABEL] === "primary" && me.annotations[TERM_ANNOTATION] === String(wish.term)) return;
-    await pods.merge(pod, {
-      metadata: {
-        labels: { [ROLE_LABEL]: "primary" },
-        annotations: { [TERM_ANNOTATION]: String(wish.term) },
+    await pods.merge(
+      pod,
+      {
+        metadata: {
+          labels: { [ROLE_LABEL]: "primary" },
+          annotations: { [TERM_ANNOTATION]: String(wish.term) },
+        },
       },
-    });
+      this.signal(),
+    );
     this.opts.logger.info({ pod, term: wish.term }, "pod labelled primary");
   }
 
   /** Removes a peer's label if an older term set it; a newer term's label is left for its owner. */
   private async clearIfOlder(peer: string, term: number, current: () => void): Promise<"clear" | "newer"> {
-    for (;;) {
-      const p = await this.opts.pods.read(peer);
+    for (let conflicts = 0; ; conflicts++) {
+      if (conflicts === MAX_CONFLICTS)
+        throw new Error(`${peer} changed under each of ${MAX_CONFLICTS} patches`);
+      const p = await this.opts.pods.read(peer, this.signal());
       current();
       if (!p || !(ROLE_LABEL in p.labels)) return "clear";
       const theirs = Number(p.annotations[TERM_ANNOTATION] ?? 0);
@@ -174,10 +196,14 @@ export class RoleLabel {
         );
         return "newer";
       }
-      const r = await this.opts.pods.jsonPatch(peer, [
-        { op: "test", path: "/metadata/resourceVersion", value: p.resourceVersion },
-        { op: "remove", path: LABEL_PATH },
-      ]);
+      const r = await this.opts.pods.jsonPatch(
+        peer,
+        [
+          { op: "test", path: "/metadata/resourceVersion", value: p.resourceVersion },
+          { op: "remove", path: LABEL_PATH },
+        ],
+        this.signal(),
+      );
       if (r !== "conflict") {
         if (r === "ok")
           this.opts.logger.warn({ peer, theirs, ours: term }, "stale primary label removed from a peer");

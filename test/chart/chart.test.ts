@@ -123,6 +123,19 @@ describe("the Helm chart", () => {
     );
     assert.throws(() => render({ ...REQUIRED, "tls.enabled": true }), /tls\.enabled needs/);
     assert.throws(() => render({ ...REQUIRED, "etcd.bundled.enabled": true }), /not both/);
+    assert.throws(
+      () =>
+        render({
+          "store.url": REQUIRED["store.url"],
+          "etcd.bundled.enabled": true,
+          "etcd.existingSecret": "x",
+        }),
+      /bundled one has no auth/,
+    );
+    assert.throws(
+      () => render({ ...REQUIRED, "primaryLabel.enabled": true, "serviceAccount.create": false }),
+      /not the namespace's default/,
+    );
   });
 
   describe("the production shape", () => {
@@ -266,16 +279,21 @@ describe("the Helm chart", () => {
       );
     });
 
-    it("no selector of the nodes takes in an etcd pod, and none of etcd's a node", () => {
+    it("no selector of the nodes takes in an etcd or the helm test pod, and none of etcd's a node", () => {
       const nodeLabels = nodes.spec.template.metadata.labels;
       const etcdLabels = etcd.spec.template.metadata.labels;
+      const testLabels = ofKind(objs, "Pod")[0].metadata.labels;
+      for (const np of ofKind(objs, "NetworkPolicy"))
+        assert.ok(!matches(np.spec.podSelector.matchLabels, testLabels), np.metadata.name);
       const selectors = [
         ...ofKind(objs, "Service").map((s) => s.spec.selector),
         ...ofKind(objs, "PodDisruptionBudget").map((p) => p.spec.selector.matchLabels),
         ...sets.map((s) => s.spec.selector.matchLabels),
       ];
-      for (const sel of selectors)
+      for (const sel of selectors) {
         assert.ok(!(matches(sel, nodeLabels) && matches(sel, etcdLabels)), JSON.stringify(sel));
+        assert.ok(!matches(sel, testLabels), `${JSON.stringify(sel)} selects the helm test pod`);
+      }
     });
 
     it("the dashboards ConfigMap carries grafana/dashboards as generated, with the sidecar's label", () => {

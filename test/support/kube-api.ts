@@ -72,6 +72,8 @@ export class KubeApiStandIn {
   private revision = 100;
   private failures: number[] = [];
   private afterRead = new Map<string, () => void>();
+  private held: (() => void)[] | undefined;
+  private conflicting = false;
 
   constructor(
     readonly namespace: string,
@@ -139,6 +141,18 @@ export class KubeApiStandIn {
     for (let i = 0; i < n; i++) this.failures.push(code);
   }
 
+  /** While on, requests are taken and never answered (an API server or webhook that hangs); off lets them go on. */
+  hang(on: boolean): void {
+    if (on) this.held ??= [];
+    else for (const go of this.held?.splice(0) ?? []) go();
+    if (!on) this.held = undefined;
+  }
+
+  /** While on, every JSON patch answers 409, as a proxy or webhook that always conflicts would. */
+  conflictOnPatch(on: boolean): void {
+    this.conflicting = on;
+  }
+
   /** Runs `fn` right after the next successful read of `name` answers: a write that races the reader. */
   onNextRead(name: string, fn: () => void): void {
     this.afterRead.set(name, fn);
@@ -172,6 +186,11 @@ export class KubeApiStandIn {
         code,
       });
 
+    if (this.held) {
+      const held = this.held;
+      await new Promise<void>((go) => held.push(go));
+      if (res.destroyed) return;
+    }
     const injected = this.failures.shift();
     if (injected) return fail(injected, "ServiceUnavailable", "injected failure");
     if (req.headers.authorization !== `Bearer ${this.token}`)
@@ -211,6 +230,12 @@ export class KubeApiStandIn {
         `the body of the request was in an unknown format: ${contentType}`,
       );
     let next: Manifest;
+    if (contentType === "application/json-patch+json" && this.conflicting)
+      return fail(
+        409,
+        "Conflict",
+        "the object has been modified; please apply your changes to the latest version",
+      );
     if (contentType === "application/json-patch+json") {
       const problem = fastJsonPatch.validate(rec.body as Operation[], pod);
       if (problem) return fail(422, "Invalid", problem.message);

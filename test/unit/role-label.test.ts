@@ -30,13 +30,14 @@ const [P0, P1] = (env.PROVISIOND_KUBERNETES_PEER_PODS as string).split(",") as [
 describe("the pod role label", () => {
   const api = new KubeApiStandIn("provisiond", role.rules);
   const made: RoleLabel[] = [];
-  const labeller = (pod: string, peers: string[], resyncMs?: number) => {
+  const labeller = (pod: string, peers: string[], resyncMs?: number, callTimeoutMs?: number) => {
     const l = new RoleLabel({
       pods: kubernetesPods(undefined, api.kubeConfig()),
       pod,
       peers,
       logger: silent,
       ...(resyncMs ? { resyncMs } : {}),
+      ...(callTimeoutMs ? { callTimeoutMs } : {}),
     });
     made.push(l);
     return l;
@@ -109,6 +110,11 @@ describe("the pod role label", () => {
       api.requests.some((r) => r.status === 422),
       "the resourceVersion test did not refuse the stale patch",
     );
+    assert.equal(
+      api.labels(P0)[ROLE_LABEL],
+      undefined,
+      "a second pod labelled primary beside the newer term",
+    );
   });
 
   it("calls that fail are retried until the label holds", { timeout: 30_000 }, async () => {
@@ -118,6 +124,47 @@ describe("the pod role label", () => {
     await l.settled();
     assert.equal(api.labels(P0)[ROLE_LABEL], "primary");
     assert.equal(api.requests.filter((r) => r.status === 503).length, 3);
+  });
+
+  it("a call that never answers is cut at its deadline and tried again; stop() ends one in flight", {
+    timeout: 30_000,
+  }, async () => {
+    api.hang(true);
+    const l = labeller(P0, [P1], undefined, 200);
+    l.want({ term: 9 });
+    await waitFor("a second attempt after the first timed out", async () => api.requests.length >= 2);
+    api.hang(false);
+    await l.settled();
+    assert.equal(api.labels(P0)[ROLE_LABEL], "primary");
+    // Now one that hangs with the default 5 s deadline: stop() must not wait for it.
+    api.hang(true);
+    const stopping = labeller(P1, [P0]);
+    const before = api.requests.length;
+    stopping.want({ term: 10 });
+    await waitFor("a call in flight", async () => api.requests.length > before);
+    await stopping.stop();
+    api.hang(false);
+  });
+
+  it("a peer that conflicts on every patch fails the attempt into the back-off, not a busy loop", async () => {
+    api.edit(P1, { labels: { [ROLE_LABEL]: "primary" }, annotations: { [TERM_ANNOTATION]: "5" } });
+    api.conflictOnPatch(true);
+    let failures = 0;
+    const l = new RoleLabel({
+      pods: kubernetesPods(undefined, api.kubeConfig()),
+      pod: P0,
+      peers: [P1],
+      logger: silent,
+      onFailure: () => failures++,
+    });
+    made.push(l);
+    l.want({ term: 9 });
+    await waitFor("the attempt to fail", async () => failures >= 1, 10_000);
+    await l.stop();
+    api.conflictOnPatch(false);
+    // One attempt: a read and a patch per conflict, five conflicts at most.
+    assert.ok(api.requests.length <= 2 * 5 + 2, `${api.requests.length} requests`);
+    assert.equal(api.labels(P0)[ROLE_LABEL], undefined);
   });
 
   it("a late label from an old term (a patch sent before a pause) is undone by the primary's resync", async () => {

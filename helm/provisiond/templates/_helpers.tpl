@@ -84,6 +84,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if .Values.etcd.endpoints -}}
 {{- fail "set etcd.endpoints or etcd.bundled.enabled, not both: with the bundled etcd the chart names its members" -}}
 {{- end -}}
+{{- if .Values.etcd.existingSecret -}}
+{{- fail "etcd.existingSecret is for your own etcd: the bundled one has no auth (networkPolicy.enabled keeps others out)" -}}
+{{- end -}}
 {{- $fullname := include "provisiond.fullname" . -}}
 {{- $eps := list -}}
 {{- range $i := until 3 -}}
@@ -107,4 +110,10 @@ app.kubernetes.io/component: etcd
 app.kubernetes.io/version: {{ .Values.etcd.bundled.image.tag | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "provisiond.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "provisiond.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
 {{- end -}}

@@ -42,6 +42,9 @@ const SETS: Record<string, Record<string, unknown>> = {
     "agent.okta.orgUrl": "https://example.okta.com",
     "agent.okta.appId": "0oa1b2c3d4EXAMPLE",
     "agent.okta.existingSecret": "okta-token",
+    "etcd.existingSecret": "etcd-credentials",
+    "etcd.tls.existingSecret": "etcd-client-tls",
+    "etcd.tls.clientCertificate": true,
   },
   "monitoring + cert-manager": {
     ...REQUIRED,
@@ -242,6 +245,27 @@ describe("the Helm chart", () => {
         "helm/provisiond/files/alerts.yml is a copy of deploy/prometheus/alerts.yml",
       );
     });
+  });
+
+  it("etcd over TLS with credentials: files from the Secret, credentials from it or from the chart's own", () => {
+    const objs = render(SETS["tls + existingSecret"]!);
+    const c = ofKind(objs, "StatefulSet")[0].spec.template.spec.containers[0];
+    const env = Object.fromEntries(c.env.map((e: Manifest) => [e.name, e]));
+    assert.equal(env.PROVISIOND_ETCD_CA_FILE.value, "/etcd-tls/ca.crt");
+    assert.equal(env.PROVISIOND_ETCD_CERT_FILE.value, "/etcd-tls/tls.crt");
+    assert.deepEqual(env.PROVISIOND_ETCD_PASSWORD.valueFrom.secretKeyRef, {
+      name: "etcd-credentials",
+      key: "password",
+    });
+    assert.ok(c.volumeMounts.some((m: Manifest) => m.mountPath === "/etcd-tls" && m.readOnly));
+    const own = render({ ...REQUIRED, "etcd.username": "provisiond", "etcd.password": "etcd-secret" });
+    const ownEnv = Object.fromEntries(
+      ofKind(own, "StatefulSet")[0].spec.template.spec.containers[0].env.map((e: Manifest) => [e.name, e]),
+    );
+    const ref = ownEnv.PROVISIOND_ETCD_PASSWORD.valueFrom.secretKeyRef;
+    const secret = ofKind(own, "Secret").find((x) => x.metadata.name === ref.name);
+    assert.equal(Buffer.from(secret.data[ref.key], "base64").toString(), "etcd-secret");
+    assert.throws(() => render({ ...REQUIRED, "etcd.username": "provisiond" }), /etcd\.password is required/);
   });
 
   describe("bundled etcd, dashboards and network policy", () => {

@@ -84,8 +84,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if .Values.etcd.endpoints -}}
 {{- fail "set etcd.endpoints or etcd.bundled.enabled, not both: with the bundled etcd the chart names its members" -}}
 {{- end -}}
-{{- if .Values.etcd.existingSecret -}}
-{{- fail "etcd.existingSecret is for your own etcd: the bundled one has no auth (networkPolicy.enabled keeps others out)" -}}
+{{- if or .Values.etcd.existingSecret .Values.etcd.username .Values.etcd.tls.existingSecret -}}
+{{- fail "etcd.existingSecret, etcd.username and etcd.tls are for your own etcd: the bundled one has no auth (networkPolicy.enabled keeps others out)" -}}
 {{- end -}}
 {{- $fullname := include "provisiond.fullname" . -}}
 {{- $eps := list -}}

@@ -32,7 +32,9 @@ const run = async (urls: string[]) => {
 };
 
 describe("check-cluster", () => {
-  after(() => servers.forEach((s) => s.close()));
+  after(() => {
+    for (const s of servers) s.close();
+  });
 
   it("passes with every node ready and one primary; a standalone node is its own primary", async () => {
     assert.deepEqual(await run([await node("a", "primary"), await node("b", "standby")]), {

@@ -8,6 +8,7 @@ import { agentConfig } from "./agent.js";
 import { auth } from "./auth.js";
 import { clusterConfig } from "./cluster.js";
 import { customSchema } from "./custom-schema.js";
+import { refuseUnknown } from "./known.js";
 import { kubernetesConfig } from "./kubernetes.js";
 import { ConfigError, type Env, Reader, withConfigFile } from "./reader.js";
 import { storeConfig } from "./store.js";
@@ -17,7 +18,10 @@ export { ConfigError } from "./reader.js";
 export type { AgentConfig, AuthConfig, Config } from "./types.js";
 
 export function loadConfig(rawEnv: Env = process.env): Config {
+  refuseUnknown(Object.keys(rawEnv), "set in the environment");
   const env = withConfigFile(rawEnv);
+  // The environment has passed: whatever else is unknown came from the file.
+  refuseUnknown(Object.keys(env), `a key of ${rawEnv.PROVISIOND_CONFIG_FILE}`);
   const r = new Reader(env);
   const dataDir = resolve(r.str("PROVISIOND_DATA_DIR", "./data"));
   const certFile = r.raw("PROVISIOND_TLS_CERT_FILE");

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { ConfigError, loadConfig } from "../../src/config/index.js";
+import { KNOWN, SECRETS, TOOLING } from "../../src/config/known.js";
 import { ROOT } from "../support/vectors.js";
 
 const run = promisify(execFile);
@@ -176,6 +177,38 @@ describe("configuration", () => {
       assert.match(e.message, problem);
     });
   }
+
+  it("refuses a mistyped PROVISIOND_* name, in the environment or the config file, naming the nearest", () => {
+    assert.equal(
+      errorFor({ ...base, PROVISIOND_SCIM_TOKNE: "a-token-of-sixteen-chars" }).message,
+      'PROVISIOND_SCIM_TOKNE: is not a provisiond setting (set in the environment). Did you mean PROVISIOND_SCIM_TOKEN? See README, "Configuration".',
+    );
+    assert.doesNotMatch(errorFor({ ...base, PROVISIOND_WHATEVER: "1" }).message, /Did you mean/);
+    const f = join(dir, "typo.json");
+    writeFileSync(f, JSON.stringify({ PROVISIOND_LEASE_TTL: "5000" }));
+    assert.match(
+      errorFor({ ...base, PROVISIOND_CONFIG_FILE: f }).message,
+      /^PROVISIOND_LEASE_TTL: is not a provisiond setting \(a key of .*typo\.json\)\. Did you mean PROVISIOND_LEASE_TTL_MS\?/,
+    );
+    // Secrets' _FILE variants and the scripts' own names pass.
+    assert.ok(loadConfig({ ...base, PROVISIOND_CHAOS_REQUIRED: "1", PROVISIOND_SCIM_TOKEN_FILE: f }));
+  });
+
+  it("knows exactly the PROVISIOND_* names that src/ reads", () => {
+    const read = new Set<string>();
+    const walk = (d: string): string[] =>
+      readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith(".ts") ? [join(d, e.name)] : [],
+      );
+    for (const file of walk(join(ROOT, "src")))
+      for (const [name] of readFileSync(file, "utf8").matchAll(/PROVISIOND_[A-Z0-9_]*[A-Z0-9]\b/g))
+        read.add(name);
+    for (const name of read)
+      assert.ok(KNOWN.has(name), `${name} is read in src/ but not in src/config/known.ts`);
+    for (const name of KNOWN)
+      if (!name.endsWith("_FILE") || !SECRETS.includes(name.slice(0, -5)))
+        assert.ok(read.has(name) || TOOLING.includes(name), `${name} is listed but nothing reads it`);
+  });
 
   it("refuses a cluster whose nodes would each generate their own SCIM token", () => {
     const { PROVISIOND_SCIM_TOKEN: _, ...noToken } = CLUSTER;

@@ -217,6 +217,17 @@ describe("the chart's pods, run as a kubelet would", { timeout: 10 * 60_000 }, (
     );
   }
 
+  /** Exactly one node primary and the other standby, by their /status; then the chart's `helm test` passes. */
+  async function onePrimaryAndHelmTest(objs: Manifest[], ips: Map<string, string>): Promise<void> {
+    await waitFor("exactly one primary among the pods", async () => {
+      const r = await roles(objs, ips);
+      return r.filter((x) => x === "primary").length === 1 && r.filter((x) => x === "standby").length === 1;
+    });
+    const verdict = await helmTest(objs);
+    assert.equal(verdict.code, 0, verdict.log);
+    assert.match(verdict.log, /ok: every node ready, one primary/);
+  }
+
   /** The `helm test` pod, run once to completion: its exit code is the verdict. */
   async function helmTest(objs: Manifest[]): Promise<{ code: number; log: string }> {
     const pod = objs.find((o) => o.kind === "Pod" && o.metadata.annotations?.["helm.sh/hook"] === "test");
@@ -239,13 +250,7 @@ describe("the chart's pods, run as a kubelet would", { timeout: 10 * 60_000 }, (
   it("starts both pods of the StatefulSet: probes pass on the rendered paths and ports, one becomes primary, `helm test` passes", async () => {
     const objs = renderChart(false);
     const ips = await runStatefulSet(objs, "pd-provisiond");
-    await waitFor("exactly one primary among the pods", async () => {
-      const r = await roles(objs, ips);
-      return r.filter((x) => x === "primary").length === 1 && r.filter((x) => x === "standby").length === 1;
-    });
-    const verdict = await helmTest(objs);
-    assert.equal(verdict.code, 0, verdict.log);
-    assert.match(verdict.log, /ok: every node ready, one primary/);
+    await onePrimaryAndHelmTest(objs, ips);
     await removeAll();
   });
 
@@ -253,11 +258,6 @@ describe("the chart's pods, run as a kubelet would", { timeout: 10 * 60_000 }, (
     const objs = renderChart(true);
     await runStatefulSet(objs, "pd-provisiond-etcd");
     const ips = await runStatefulSet(objs, "pd-provisiond");
-    await waitFor("exactly one primary among the pods", async () => {
-      const r = await roles(objs, ips);
-      return r.filter((x) => x === "primary").length === 1 && r.filter((x) => x === "standby").length === 1;
-    });
-    const verdict = await helmTest(objs);
-    assert.equal(verdict.code, 0, verdict.log);
+    await onePrimaryAndHelmTest(objs, ips);
   });
 });

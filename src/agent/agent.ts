@@ -25,6 +25,7 @@ import {
   type UserPlan,
 } from "./apply.js";
 import { Refused, Stopped } from "./errors.js";
+import { EventLag } from "./event-lag.js";
 import { GROUP_EVENTS, logFilter, MEMBERSHIP_EVENTS, USER_EVENTS } from "./event-types.js";
 import { forEachLimit, settleAll } from "./for-each-limit.js";
 import { type OktaClient, OktaError } from "./okta-client.js";
@@ -115,7 +116,8 @@ function subjectRefused(err: unknown): boolean {
 
 export class Agent {
   cursor: CursorValue | undefined;
-  lastAppliedPublished: string | undefined;
+  /** How far behind the log this term is (one definition for /status and the gauge: event-lag.ts). */
+  lag = new EventLag(undefined);
   private fenceRaised = false;
   private firstApplied = false;
   private lastReconcile = Date.now();
@@ -125,6 +127,18 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.stop = AbortSignal.any([opts.halt, opts.lead.signal]);
+    // A wait for Okta (a rate limit, an outage) means the log may be growing unread.
+    opts.okta.onWait = () => this.lag.stalled();
+  }
+
+  /** What the Okta client is waiting for, if anything (a rate limit's reset). */
+  get waiting() {
+    return this.opts.okta.waiting;
+  }
+
+  /** Okta's rate-limit budgets as last reported, per endpoint family. */
+  get oktaBudgets() {
+    return this.opts.okta.budgets;
   }
 
   /** The term this agent works for. */
@@ -167,6 +181,15 @@ export class Agent {
    * (rejects, with nothing of this call still in flight).
    */
   async run(): Promise<void> {
+    try {
+      await this.rounds();
+    } catch (err) {
+      this.lag.stalled();
+      throw err;
+    }
+  }
+
+  private async rounds(): Promise<void> {
     this.ensureActive();
     if (!this.fenceRaised) {
       // Before the first read: older terms' writes in flight finish first, and any later one is refused.
@@ -184,13 +207,15 @@ export class Agent {
     });
     if (!stored) return; // the term ended before it could read where to start
     this.cursor = stored;
+    this.lag = new EventLag(stored.published);
     let position = stored.position;
     this.opts.logger.info(
       { position: stored.published ? `after ${stored.published}` : "the cluster's starting position" },
       "agent started",
     );
     while (this.active) {
-      const { events, next, caughtUp } = await this.fetchRound(position);
+      const { events, next, caughtUp, endAskedAt } = await this.fetchRound(position);
+      this.lag.read(events, endAskedAt);
       this.ensureActive();
       if (events.length) {
         await this.applyRound(events);
@@ -207,9 +232,8 @@ export class Agent {
           return;
         }
         this.cursor = value;
-        this.lastAppliedPublished = last.published;
+        this.lag.applied(last.published);
         this.opts.metrics.cursorTimestamp.set(Date.parse(last.published) / 1000);
-        this.opts.metrics.eventLag.set(Math.max(0, (Date.now() - Date.parse(last.published)) / 1000));
       }
       position = next;
       this.opts.onRoundDone?.();
@@ -227,7 +251,12 @@ export class Agent {
         });
         this.lastReconcile = Date.now();
       }
-      if (caughtUp) await sleep(this.opts.pollMs, undefined, { signal: this.stop }).catch(() => undefined);
+      // Once caught up, poll at the configured pace, or slower when the System Log's budget would not last
+      // until its reset at that pace (okta-client.ts, paceMs).
+      if (caughtUp)
+        await sleep(Math.max(this.opts.pollMs, this.opts.okta.paceMs("logs")), undefined, {
+          signal: this.stop,
+        }).catch(() => undefined);
     }
   }
 
@@ -238,16 +267,20 @@ export class Agent {
     this.opts.onFirstApplied?.();
   }
 
-  private async fetchRound(start: string): Promise<{ events: LogEvent[]; next: string; caughtUp: boolean }> {
+  private async fetchRound(
+    start: string,
+  ): Promise<{ events: LogEvent[]; next: string; caughtUp: boolean; endAskedAt: number | undefined }> {
     const events: LogEvent[] = [];
     let next = start;
     for (;;) {
+      const askedAt = Date.now();
       const page = await this.opts.okta.get<LogEvent[]>(next);
       events.push(...page.items);
       if (page.next) next = page.next;
       const full = page.items.length >= this.opts.pageSize;
-      if (!full || !page.next) return { events, next, caughtUp: true };
-      if (events.length >= this.opts.maxBatchEvents || !this.active) return { events, next, caughtUp: false };
+      if (!full || !page.next) return { events, next, caughtUp: true, endAskedAt: askedAt };
+      if (events.length >= this.opts.maxBatchEvents || !this.active)
+        return { events, next, caughtUp: false, endAskedAt: undefined };
     }
   }
 

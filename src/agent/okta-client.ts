@@ -67,6 +67,16 @@ export interface OktaClientOptions {
   cancel?: AbortSignal;
 }
 
+/** A wait before the next call of a bucket, for /status. */
+export interface OktaWait {
+  bucket: OktaBucket;
+  until: string;
+  reason: "rate-limit" | "429";
+}
+
+/** Below this share of a bucket's budget, calls are spread to last until its reset (paceMs). */
+const PACE_BELOW = 0.25;
+
 export class OktaClient {
   private readonly pool: Pool;
   private readonly origin: string;
@@ -75,6 +85,11 @@ export class OktaClient {
   private readonly logger: Logger;
   /** Epoch ms before which a bucket must not be called (its budget is spent). */
   private readonly blockedUntil = new Map<OktaBucket, number>();
+  /** The last rate-limit headers seen per bucket. */
+  private readonly budget = new Map<OktaBucket, { limit: number; remaining: number; resetMs: number }>();
+  private _waiting: OktaWait | undefined;
+  /** Called when a call starts waiting for a bucket's reset. */
+  onWait: ((w: OktaWait) => void) | undefined;
   calls = 0;
   private closed = false;
 
@@ -95,6 +110,48 @@ export class OktaClient {
     return pause(ms, [this.opts.halt, this.opts.cancel], "waiting for Okta");
   }
 
+  /** The rate-limit headers last seen, per endpoint family. */
+  get budgets(): Partial<Record<OktaBucket, { limit: number; remaining: number; resetAt: string }>> {
+    const out: Partial<Record<OktaBucket, { limit: number; remaining: number; resetAt: string }>> = {};
+    for (const [bucket, b] of this.budget)
+      out[bucket] = { limit: b.limit, remaining: b.remaining, resetAt: new Date(b.resetMs).toISOString() };
+    return out;
+  }
+
+  /** The wait in progress for a rate limit, if any. */
+  get waiting(): OktaWait | undefined {
+    return this._waiting;
+  }
+
+  /**
+   * How long to wait between calls of a bucket so that its budget lasts until the reset: 0 while more than a
+   * quarter is left, else the time to the reset shared among the calls left. Okta advises staying clear of the
+   * limit rather than meeting its 429s; an idle agent that polls faster than its budget allows slows down
+   * instead of stalling until the next minute.
+   */
+  paceMs(bucket: OktaBucket, now = Date.now()): number {
+    const b = this.budget.get(bucket);
+    if (!b || b.limit <= 0 || b.remaining > b.limit * PACE_BELOW || b.resetMs <= now) return 0;
+    return Math.ceil((b.resetMs - now) / Math.max(1, b.remaining));
+  }
+
+  /** Waits `ms` (a step of a wait that lasts until `until`, epoch ms), shown in `waiting` meanwhile. */
+  private async waitFor(
+    bucket: OktaBucket,
+    ms: number,
+    reason: OktaWait["reason"],
+    until = Date.now() + ms,
+  ): Promise<void> {
+    const w: OktaWait = { bucket, until: new Date(until).toISOString(), reason };
+    this._waiting = w;
+    this.onWait?.(w);
+    try {
+      await this.wait(ms);
+    } finally {
+      if (this._waiting === w) this._waiting = undefined;
+    }
+  }
+
   /** GET a path or a full `next` URL; retries 429s and transient failures until stopped. */
   async get<T>(pathOrUrl: string): Promise<OktaPage<T>> {
     const url = new URL(pathOrUrl, this.origin);
@@ -107,8 +164,9 @@ export class OktaClient {
     let limited = RATE_LIMITED.next();
     for (;;) {
       this.checkRunning();
-      const wait = (this.blockedUntil.get(bucket) ?? 0) - Date.now();
-      if (wait > 0) await this.wait(Math.min(wait, 5000));
+      const blocked = this.blockedUntil.get(bucket) ?? 0;
+      const wait = blocked - Date.now();
+      if (wait > 0) await this.waitFor(bucket, Math.min(wait, 5000), "rate-limit", blocked);
       if ((this.blockedUntil.get(bucket) ?? 0) > Date.now()) continue;
       let status: number;
       let headers: Record<string, string | string[] | undefined>;
@@ -141,12 +199,16 @@ export class OktaClient {
       this.metrics.oktaCalls.inc({ bucket, status: String(status) });
       const remaining = Number(headers["x-rate-limit-remaining"]);
       const reset = Number(headers["x-rate-limit-reset"]);
+      const limit = Number(headers["x-rate-limit-limit"]);
       if (Number.isFinite(remaining)) this.metrics.oktaRateLimitRemaining.set({ bucket }, remaining);
+      if (Number.isFinite(remaining) && Number.isFinite(limit) && Number.isFinite(reset))
+        this.budget.set(bucket, { limit, remaining, resetMs: reset * 1000 });
       if (Number.isFinite(reset) && (status === 429 || remaining === 0)) {
         // Reset is epoch seconds; a second of slack covers clock skew between Okta and this host.
         const until = reset * 1000 + 1000;
         this.blockedUntil.set(bucket, Math.max(until, Date.now() + 250));
-        this.logger.warn(
+        // Info, not warn: waiting for the reset is what Okta asks of a client, not a fault.
+        this.logger.info(
           { bucket, status, remaining, resetAt: new Date(reset * 1000).toISOString() },
           "Okta rate limit reached; waiting for the reset",
         );
@@ -154,7 +216,7 @@ export class OktaClient {
       if (status === 429) {
         this.metrics.agentRetries.inc({ target: "okta", reason: "429" });
         if (!Number.isFinite(reset)) {
-          await this.wait(limited.duration);
+          await this.waitFor(bucket, limited.duration, "429");
           limited = limited.next(undefined);
         }
         continue;

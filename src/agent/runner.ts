@@ -91,7 +91,9 @@ export class AgentRunner {
   private _fenceAhead: FenceAhead | undefined;
   private _deposed: Deposition | undefined;
 
-  constructor(private readonly opts: AgentRunnerOptions) {}
+  constructor(private readonly opts: AgentRunnerOptions) {
+    opts.metrics.eventLagSource = () => this.agent?.lag.seconds() ?? null;
+  }
 
   get current(): Agent | undefined {
     return this.agent;

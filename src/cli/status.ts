@@ -46,16 +46,21 @@ export async function nodeStatus(s: StatusSources) {
     term: el?.term ?? null,
     since: el?.since ?? s.startedAt,
     lease: el?.lease ?? null,
+    members: cluster.election?.members ?? [{ nodeId: cfg.nodeId, role: "standalone", term: null }],
     cursor: cursor
       ? { published: cursor.published ?? null, updatedAt: cursor.updatedAt, term: cursor.term ?? null }
       : null,
-    eventLagSeconds: agent?.lastAppliedPublished
-      ? Math.max(0, (Date.now() - Date.parse(agent.lastAppliedPublished)) / 1000)
-      : null,
+    // The gauge provisiond_event_lag_seconds serves the same value (src/agent/event-lag.ts defines it).
+    eventLagSeconds: agent ? agent.lag.seconds() : null,
     agent: {
       source: cfg.agent.source,
       running: agent !== undefined,
       term: agent?.lead.term ?? null,
+      caughtUp: agent?.lag.caughtUp ?? false,
+      lastPollAt: agent?.lag.lastPollAt ?? null,
+      waitingUntil: agent?.waiting?.until ?? null,
+      waitingFor: agent?.waiting ? `${agent.waiting.reason} (${agent.waiting.bucket})` : null,
+      oktaRateLimits: agent?.oktaBudgets ?? {},
       trouble: runner?.trouble ?? null,
       fenceAhead: runner?.fenceAhead ?? null,
       lastDeposed: runner?.lastDeposed ?? null,

@@ -35,15 +35,37 @@ export interface ElectionOptions {
   clock?: Clock;
 }
 
+/**
+ * One time this node became primary, each leg timed. The legs run: the previous primary's last keepalive that
+ * etcd acknowledged (known only when its lease ran out: a crash, a pause or a partition) → its key gone →
+ * this node elected → this term's first processed event. A leg this node did not see is null.
+ */
 export interface Failover {
+  /** When this node was elected. */
   at: string;
   from: string | null;
   to: string;
   term: number;
-  /** ms from the previous leader's key vanishing to this node's election (processing adds to it). */
-  electedAfterMs: number | null;
-  /** ms from the previous leader's key vanishing to this term's first processed event. */
-  firstEventAfterMs?: number;
+  /** How the previous term ended: its lease ran out, or its key was deleted while the lease was alive (a graceful handover); null when not seen. */
+  previousEnded: "lease-ran-out" | "released" | null;
+  /** The previous primary's last acknowledged keepalive, estimated from its lease's time to live (to within one poll, 50 ms near the end). */
+  lastKeepaliveAt: string | null;
+  keyGoneAt: string | null;
+  firstEventAt: string | null;
+  legsMs: {
+    lastKeepaliveToKeyGone: number | null;
+    keyGoneToElected: number | null;
+    electedToFirstEvent: number | null;
+  };
+  /** From the first leg this node saw (the last keepalive, else the key gone) to the first event: how long provisioning stood still. */
+  totalMs: number | null;
+}
+
+/** What this node saw of the previous term's end, on the monotonic clock. */
+interface PreviousEnd {
+  goneAt: number;
+  keepaliveAt: number | undefined;
+  ranOut: boolean;
 }
 
 interface Candidate {
@@ -64,10 +86,10 @@ export class Election extends EventEmitter {
   /** Each term's failover record, until its first processed event stops the clock. */
   private readonly failoverClock = new WeakMap<
     Leadership,
-    { failover: Failover; goneAt: number | undefined }
+    { failover: Failover; start: number | undefined; electedAt: number; goneAt: number | undefined }
   >();
-  /** When (on the monotonic clock) the previous leader's key vanished, for the failover timeline. */
-  private previousGoneAt: number | undefined;
+  /** How the previous leader's term ended, for the failover timeline. */
+  private previousEnd: PreviousEnd | undefined;
 
   private readonly clock: Clock;
   private readonly health: LeaseHealth;
@@ -85,6 +107,9 @@ export class Election extends EventEmitter {
   private previousLeader: string | undefined;
   private readonly electionPrefix: string;
   private leaderKey: string | undefined;
+  private leaderLease: string | undefined;
+  /** The campaign keys of the last read, in line: the first holds the term. */
+  private line: Candidate[] = [];
 
   constructor(private readonly opts: ElectionOptions) {
     super();
@@ -118,6 +143,18 @@ export class Election extends EventEmitter {
   get failovers(): readonly Failover[] {
     return this._failovers;
   }
+  /**
+   * The nodes in line at the last read of etcd: the first holds the term, the others wait in the order they
+   * would take over. A node that is in line twice (a key from before a restart, until its lease ends) shows twice.
+   */
+  get members(): { nodeId: string; role: Role; term: number | null }[] {
+    return this.line.map((c, i) => ({
+      nodeId: c.nodeId,
+      role: i === 0 ? "primary" : "standby",
+      term: i === 0 ? c.createRevision : null,
+    }));
+  }
+
   /** The current term, while this node is primary. */
   get current(): Leadership | undefined {
     return this.leadership?.isCurrent() ? this.leadership : undefined;
@@ -168,7 +205,14 @@ export class Election extends EventEmitter {
   private async startWatch(): Promise<void> {
     this.watcher = await this.opts.client.watch().prefix(this.electionPrefix).create();
     this.watcher.on("delete", (kv) => {
-      if (this.leaderKey === kv.key.toString()) this.previousGoneAt = this.clock.now();
+      if (this.leaderKey === kv.key.toString()) {
+        const seen = this.sweeper.seen(this.leaderLease);
+        this.previousEnd = {
+          goneAt: this.clock.now(),
+          keepaliveAt: seen?.ranOut ? seen.renewedAtLeast : undefined,
+          ranOut: seen?.ranOut ?? false,
+        };
+      }
       void this.evaluate();
     });
     this.watcher.on("put", () => void this.evaluate());
@@ -268,10 +312,12 @@ export class Election extends EventEmitter {
     } catch {
       return; // the keepalive path decides what an unreachable etcd means
     }
+    this.line = candidates;
     const first = candidates[0];
     if (first?.key !== this.leaderKey) {
       if (this.leaderKey !== undefined) this.previousLeader = this._leaderId;
       this.leaderKey = first?.key;
+      this.leaderLease = first?.lease;
       this._leaderId = first?.nodeId;
       this.emit("leader", this._leaderId);
     }
@@ -290,20 +336,40 @@ export class Election extends EventEmitter {
   private elect(mine: Candidate): void {
     this._role = "primary";
     this._since = new Date().toISOString();
-    const goneAt = this.previousGoneAt;
-    this.previousGoneAt = undefined;
+    const now = this.clock.now();
+    const end = this.previousEnd;
+    this.previousEnd = undefined;
+    /** A monotonic instant as wall-clock time: the legs are measured on the monotonic clock. */
+    const wall = (t: number | undefined) =>
+      t === undefined ? null : new Date(Date.now() - (now - t)).toISOString();
+    const ms = (from: number | undefined, to: number | undefined) =>
+      from === undefined || to === undefined ? null : Math.round(to - from);
     const failover: Failover = {
       at: this._since,
       from: this.previousLeader ?? null,
       to: this.opts.nodeId,
       term: mine.createRevision,
-      electedAfterMs: goneAt !== undefined ? Math.round(this.clock.now() - goneAt) : null,
+      previousEnded: end ? (end.ranOut ? "lease-ran-out" : "released") : null,
+      lastKeepaliveAt: wall(end?.keepaliveAt),
+      keyGoneAt: wall(end?.goneAt),
+      firstEventAt: null,
+      legsMs: {
+        lastKeepaliveToKeyGone: ms(end?.keepaliveAt, end?.goneAt),
+        keyGoneToElected: ms(end?.goneAt, now),
+        electedToFirstEvent: null,
+      },
+      totalMs: null,
     };
     this._failovers.unshift(failover);
     this._failovers.length = Math.min(this._failovers.length, 10);
     const leadership = new Leadership(mine.createRevision, mine.key, () => this.isPrimary());
     this.leadership = leadership;
-    this.failoverClock.set(leadership, { failover, goneAt });
+    this.failoverClock.set(leadership, {
+      failover,
+      start: end?.keepaliveAt ?? end?.goneAt,
+      electedAt: now,
+      goneAt: end?.goneAt,
+    });
     this.opts.metrics.leaderTransitions.inc({ to: "primary" });
     this.opts.logger.info({ term: leadership.term, failover }, "elected primary");
     this.emit("elected", leadership);
@@ -314,14 +380,14 @@ export class Election extends EventEmitter {
     const f = this.failoverClock.get(lead);
     if (!f) return;
     this.failoverClock.delete(lead);
+    const now = this.clock.now();
+    f.failover.firstEventAt = new Date().toISOString();
+    f.failover.legsMs.electedToFirstEvent = Math.round(now - f.electedAt);
+    if (f.start !== undefined) f.failover.totalMs = Math.round(now - f.start);
     if (f.goneAt === undefined) return;
-    const ms = this.clock.now() - f.goneAt;
-    f.failover.firstEventAfterMs = Math.round(ms);
-    this.opts.metrics.failoverDuration.observe(ms / 1000);
-    this.opts.logger.info(
-      { term: lead.term, failoverSeconds: ms / 1000 },
-      "first event processed after failover",
-    );
+    // The histogram keeps its meaning (key gone → first event) so alerts over it stay comparable.
+    this.opts.metrics.failoverDuration.observe((now - f.goneAt) / 1000);
+    this.opts.logger.info({ term: lead.term, failover: f.failover }, "first event processed after failover");
   }
 
   /** Stops acting as primary at once: the term ends before anyone is told. */

@@ -30,9 +30,24 @@ const SLOW_POLL_MS = 250;
 /** The two lease calls the sweeper makes (etcd3's lease client has them). */
 export type LeaseApi = Pick<Etcd3["leaseClient"], "leaseTimeToLive" | "leaseRevoke">;
 
+/**
+ * What the sweeper saw of the last lease it watched, for the failover timeline. Each answer of TTL whole
+ * seconds (truncated) at time t, of a lease granted for G seconds, says it was last renewed in
+ * (t − (G − TTL) s − 1 s, t − (G − TTL) s]: the latest lower bound is within one poll interval (50 ms in the
+ * lease's last second) of the renewal.
+ */
+export interface LeaseView {
+  lease: string;
+  /** Monotonic ms: the lease was last renewed no earlier than this. */
+  renewedAtLeast: number | undefined;
+  /** The lease ran out (an answer of 0 s left or -1), rather than its key being deleted while it was alive. */
+  ranOut: boolean;
+}
+
 export class LeaseSweeper {
   private target: string | undefined;
   private revokeAt: number | undefined;
+  private view: LeaseView | undefined;
   private timer: unknown;
   private stopped = false;
   private readonly leases: LeaseApi;
@@ -50,15 +65,31 @@ export class LeaseSweeper {
   track(leaseId: string | undefined): void {
     if (leaseId === this.target) return;
     this.target = leaseId;
+    if (leaseId !== undefined && leaseId !== this.view?.lease)
+      this.view = { lease: leaseId, renewedAtLeast: undefined, ranOut: false };
     this.revokeAt = undefined;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     if (leaseId !== undefined && !this.stopped) this.schedule(0);
   }
 
+  /** What was seen of this lease, if it is the last one watched. */
+  seen(leaseId: string | undefined): LeaseView | undefined {
+    return leaseId !== undefined && this.view?.lease === leaseId ? { ...this.view } : undefined;
+  }
+
   stop(): void {
     this.stopped = true;
     this.track(undefined);
+  }
+
+  private record(id: string, now: number, ttl: number, granted: number): void {
+    const v = this.view;
+    if (v?.lease !== id) return;
+    v.ranOut = ttl <= 0;
+    if (ttl < 0 || !Number.isFinite(granted) || granted <= 0) return;
+    const lower = now - (granted - ttl) * 1000;
+    v.renewedAtLeast = Math.max(v.renewedAtLeast ?? lower, lower);
   }
 
   private schedule(ms: number): void {
@@ -69,15 +100,18 @@ export class LeaseSweeper {
     const id = this.target;
     if (id === undefined || this.stopped) return;
     let ttl: number;
+    let granted: number;
     try {
       const res = await this.leases.leaseTimeToLive({ ID: id, keys: false }, deadline(500));
       ttl = Number(res.TTL);
+      granted = Number(res.grantedTTL);
     } catch {
       if (id === this.target) this.schedule(SLOW_POLL_MS);
       return;
     }
     const now = this.clock.now();
     if (id !== this.target) return;
+    this.record(id, now, ttl, granted);
     if (ttl < 0) {
       // Already revoked: the watch on the election reports the key's deletion.
       this.target = undefined;

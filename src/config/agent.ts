@@ -10,7 +10,7 @@ export function agentConfig(r: Reader): AgentConfig {
     source,
     concurrency: r.int("PROVISIOND_AGENT_CONCURRENCY", 8, 1, 256),
     bulkOperations: r.int("PROVISIOND_AGENT_BULK_OPERATIONS", 500, 0, 10_000),
-    pollMs: r.int("PROVISIOND_AGENT_POLL_MS", source === "okta" ? 5000 : 250, 50, 600_000),
+    pollMs: r.int("PROVISIOND_AGENT_POLL_MS", source === "okta" ? 5000 : 1000, 50, 600_000),
     pageSize: r.int("PROVISIOND_AGENT_PAGE_SIZE", 1000, 1, 1000),
     maxBatchEvents: r.int("PROVISIOND_AGENT_MAX_BATCH_EVENTS", 20_000, 1, 1_000_000),
     listThreshold: r.int("PROVISIOND_AGENT_LIST_THRESHOLD", 50, 0, 1_000_000),

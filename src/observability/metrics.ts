@@ -134,10 +134,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Asked at every scrape (the agent runner sets it): the agent's lag, the same value /status serves. */
+  eventLagSource: (() => number | null) | undefined;
+
   readonly eventLag = new Gauge({
     name: "provisiond_event_lag_seconds",
-    help: "Now minus the published time of the last event the agent applied",
+    help: "How old the oldest event not yet applied may be: 0 when caught up, and on a node whose agent is not running (a standby); the same value as /status eventLagSeconds",
     registers: [this.registry],
+    collect: () => {
+      this.eventLag.set(this.eventLagSource?.() ?? 0);
+    },
   });
 
   readonly cursorTimestamp = new Gauge({

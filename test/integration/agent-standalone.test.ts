@@ -76,4 +76,30 @@ describe("agent (standalone, SQLite)", () => {
     const metrics = await node.metrics();
     assert.match(metrics, /provisiond_dead_letters_total\{[^}]*\} 1/);
   });
+
+  it("lag: 0 while caught up, in /status and the gauge alike; a rate-limit wait shows, and the lag counts", async () => {
+    const gauge = async () =>
+      Number(/^provisiond_event_lag_seconds\{[^}]*\} (\S+)$/m.exec(await node.metrics())?.[1]);
+    await waitFor("the agent to catch up", async () => (await node.status()).agent.caughtUp === true);
+    // Idle, however old the last event: the old definition (now minus the last applied event) grew here.
+    const idle = await node.status();
+    assert.equal(idle.eventLagSeconds, 0);
+    assert.equal(await gauge(), 0);
+    assert.ok(Date.parse(idle.agent.lastPollAt) > Date.parse(idle.cursor.published));
+    assert.equal(idle.agent.waitingUntil, null);
+
+    // Two 429s with a reset a second away: the agent waits for each, and says so.
+    await sim.control("PUT", "/rate-limits", { storm: 2 });
+    await waitFor(
+      "a rate-limit wait in /status",
+      async () => (await node.status()).agent.waitingUntil !== null,
+    );
+    const waiting = await node.status();
+    assert.equal(waiting.agent.caughtUp, false);
+    assert.equal(waiting.agent.waitingFor, "rate-limit (logs)");
+    assert.ok(waiting.eventLagSeconds > 0, JSON.stringify(waiting));
+    assert.ok((await gauge()) > 0);
+    await waitFor("the agent to catch up again", async () => (await node.status()).agent.caughtUp === true);
+    assert.equal((await node.status()).eventLagSeconds, 0);
+  });
 });

@@ -61,8 +61,21 @@ describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, 
     await converged("the store to match the simulator after SIGKILL");
     const f = (await c.status(next!)).failovers[0];
     console.log(
-      `SIGKILL failover: primary role after ${tookOver} ms; from lease expiry: elected ${f.electedAfterMs} ms, first event ${f.firstEventAfterMs} ms (TTL ${TTL} ms)`,
+      `SIGKILL failover: primary role after ${tookOver} ms; legs ${JSON.stringify(f.legsMs)}, total ${f.totalMs} ms (TTL ${TTL} ms)`,
     );
+    // Every leg, from the dead primary's last acknowledged keepalive (read off its lease) to the first event.
+    assert.equal(f.from, old.id);
+    assert.equal(f.previousEnded, "lease-ran-out");
+    const legs = f.legsMs;
+    for (const leg of Object.values(legs)) assert.equal(typeof leg, "number", JSON.stringify(f));
+    assert.ok(
+      Math.abs(
+        f.totalMs - (legs.lastKeepaliveToKeyGone + legs.keyGoneToElected + legs.electedToFirstEvent),
+      ) <= 2,
+      JSON.stringify(f),
+    );
+    assert.ok(Date.parse(f.lastKeepaliveAt) < Date.parse(f.keyGoneAt));
+    assert.ok(Date.parse(f.keyGoneAt) <= Date.parse(f.at) && Date.parse(f.at) <= Date.parse(f.firstEventAt));
     assert.equal((await c.sim.control("GET", "/truth")).users.length, 1000);
     await noEventAppliedTwice();
   });
@@ -124,8 +137,13 @@ describe("cluster failures (etcd + MariaDB + two nodes)", { timeout: 600_000 }, 
     const f = failovers.find((x: { term: number }) => x.term === term);
     assert.equal(f?.from, old.id, JSON.stringify(failovers));
     console.log(
-      `graceful handover: primary role ${tookOver} ms after SIGTERM; elected ${f.electedAfterMs} ms and first event ${f.firstEventAfterMs} ms after the old key was deleted`,
+      `graceful handover: primary role ${tookOver} ms after SIGTERM; legs ${JSON.stringify(f.legsMs)}, total ${f.totalMs} ms from the old key's deletion`,
     );
+    // The old primary let go of a live lease: the clock starts when its key went.
+    assert.equal(f.previousEnded, "released");
+    assert.equal(f.lastKeepaliveAt, null);
+    assert.equal(f.legsMs.lastKeepaliveToKeyGone, null);
+    assert.ok(Math.abs(f.totalMs - (f.legsMs.keyGoneToElected + f.legsMs.electedToFirstEvent)) <= 2);
     await noEventAppliedTwice();
   });
 

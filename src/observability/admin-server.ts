@@ -1,4 +1,8 @@
-/** The admin port: /healthz (alive), /readyz (store reachable), /metrics (Prometheus) and /status (JSON). */
+/**
+ * The admin port: / (the status page), /healthz (alive), /readyz (store reachable), /metrics (Prometheus) and
+ * /status (JSON).
+ */
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { Metrics } from "./metrics.js";
 
@@ -14,6 +18,31 @@ function json(res: import("node:http").ServerResponse, status: number, body: unk
   res.end(JSON.stringify(body, null, 2));
 }
 
+/**
+ * The status page: plain files beside this module (the build copies them to dist), read once. It draws with
+ * textContent only; the policy below also forbids inline script, so a value that slipped into the markup could
+ * not run.
+ */
+const PAGE_DIR = new URL("./status-page/", import.meta.url);
+const PAGE: Record<string, { type: string; body: Buffer }> = {
+  "/": { type: "text/html; charset=utf-8", body: readFileSync(new URL("index.html", PAGE_DIR)) },
+  "/status-page/page.js": {
+    type: "text/javascript; charset=utf-8",
+    body: readFileSync(new URL("page.js", PAGE_DIR)),
+  },
+  "/status-page/page.css": {
+    type: "text/css; charset=utf-8",
+    body: readFileSync(new URL("page.css", PAGE_DIR)),
+  },
+};
+const PAGE_HEADERS = {
+  "Content-Security-Policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+  "Cache-Control": "no-cache",
+};
+
 /** Plain node:http rather than express: four read-only routes need no framework. */
 export function createAdminServer(h: AdminHandlers): Server {
   return createServer(async (req, res) => {
@@ -21,6 +50,11 @@ export function createAdminServer(h: AdminHandlers): Server {
     try {
       if (req.method !== "GET" && req.method !== "HEAD")
         return json(res, 405, { error: "method not allowed" });
+      const file = PAGE[path ?? ""];
+      if (file) {
+        res.writeHead(200, { "Content-Type": file.type, ...PAGE_HEADERS });
+        return res.end(req.method === "HEAD" ? undefined : file.body);
+      }
       switch (path) {
         case "/healthz":
           return json(res, 200, { status: "ok" });
@@ -41,7 +75,7 @@ export function createAdminServer(h: AdminHandlers): Server {
         default:
           return json(res, 404, {
             error: "not found",
-            routes: ["/healthz", "/readyz", "/metrics", "/status"],
+            routes: ["/", "/healthz", "/readyz", "/metrics", "/status"],
           });
       }
     } catch (err) {

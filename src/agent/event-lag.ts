@@ -12,7 +12,7 @@
  */
 export class EventLag {
   /** Epoch ms: every event published before this is applied. */
-  private appliedThrough: number | undefined;
+  private appliedThroughMs: number | undefined;
   /** Epoch ms: the oldest event read and not yet applied. */
   private oldestPending: number | undefined;
   private drained = false;
@@ -25,7 +25,7 @@ export class EventLag {
     applied: string | undefined,
     private readonly now: () => number = Date.now,
   ) {
-    if (applied) this.appliedThrough = Date.parse(applied);
+    if (applied) this.appliedThroughMs = Date.parse(applied);
   }
 
   /** A poll read `events` (oldest first); `endAskedAt` is when it asked for a page that reached the end, if it did. */
@@ -61,10 +61,16 @@ export class EventLag {
     return this._lastPollAt === undefined ? null : new Date(this._lastPollAt).toISOString();
   }
 
+  /** Every event published before this instant is applied (null before anything is known). */
+  get appliedThrough(): string | null {
+    if (this.appliedThroughMs === undefined) return null;
+    return new Date(this.appliedThroughMs).toISOString();
+  }
+
   /** Seconds; null before anything is known (a new cluster's first poll). */
   seconds(): number | null {
     if (this.drained) return 0;
-    const from = this.oldestPending ?? this.appliedThrough;
+    const from = this.oldestPending ?? this.appliedThroughMs;
     return from === undefined ? null : Math.max(0, this.now() - from) / 1000;
   }
 
@@ -74,6 +80,6 @@ export class EventLag {
   }
 
   private raise(t: number): void {
-    this.appliedThrough = Math.max(this.appliedThrough ?? t, t);
+    this.appliedThroughMs = Math.max(this.appliedThroughMs ?? t, t);
   }
 }

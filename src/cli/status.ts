@@ -58,6 +58,7 @@ export async function nodeStatus(s: StatusSources) {
       term: agent?.lead.term ?? null,
       caughtUp: agent?.lag.caughtUp ?? false,
       lastPollAt: agent?.lag.lastPollAt ?? null,
+      appliedThrough: agent?.lag.appliedThrough ?? null,
       waitingUntil: agent?.waiting?.until ?? null,
       waitingFor: agent?.waiting ? `${agent.waiting.reason} (${agent.waiting.bucket})` : null,
       oktaRateLimits: agent?.oktaBudgets ?? {},

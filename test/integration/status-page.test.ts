@@ -59,7 +59,7 @@ describe("status page (chromium)", { timeout: 300_000 }, () => {
       const cells = [...document.querySelectorAll("#failovers tbody tr:first-child td")];
       return cells.length === 8 && cells.slice(4).every((td) => /\d ms$/.test(td.textContent ?? ""));
     });
-    assert.match(await page.locator("#summary").textContent(), new RegExp(`primary: ${standby.id}`));
+    assert.match((await page.locator("#summary").textContent()) ?? "", new RegExp(`primary: ${standby.id}`));
     await page.screenshot({ path: new URL("standby-after-failover.png", OUT).pathname, fullPage: true });
     await page.close();
     await c.startNode(old);

@@ -2,21 +2,12 @@
 import type { Server } from "node:http";
 import { createOktaSim } from "../../src/okta-sim/server.js";
 
+import { diffWithTruth, type Get, type Truth } from "../../src/okta-sim/truth-diff.js";
+
+export { diffWithTruth, type Truth };
+
 export const SIM_TOKEN = "sim-token-0123456789";
 export const APP_ID = "0oatestapp00000000";
-
-export interface Truth {
-  users: {
-    externalId: string;
-    assigned: boolean;
-    userName: string;
-    active: boolean;
-    givenName: string;
-    familyName: string;
-    email: string;
-  }[];
-  groups: { externalId: string; displayName: string; members: string[] }[];
-}
 
 // biome-ignore lint/suspicious/noExplicitAny: the control API answers arbitrary JSON
 type ControlReply = any;
@@ -86,82 +77,6 @@ export class SimHandle {
       this.server.closeAllConnections();
     });
   }
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: SCIM JSON read by the comparison
-type Get = (path: string) => Promise<{ status: number; body: any }>;
-
-interface ScimUserJson {
-  id: string;
-  externalId?: string;
-  userName: string;
-  active?: boolean;
-  name?: { givenName?: string; familyName?: string };
-  emails?: { value: string }[];
-}
-
-/** Differences between the connector (read through `get`) and the simulator's ground truth; empty when equal. */
-export async function diffWithTruth(get: Get, truth: Truth): Promise<string[]> {
-  const diffs: string[] = [];
-  const all: ScimUserJson[] = [];
-  for (let start = 1; ; start += 1000) {
-    const page = await get(`/Users?startIndex=${start}&count=1000`);
-    all.push(...page.body.Resources);
-    if (page.body.Resources.length < 1000) break;
-  }
-  const byExt = new Map(all.map((u) => [u.externalId, u]));
-  for (const t of truth.users) {
-    const u = byExt.get(t.externalId);
-    if (!u) {
-      if (t.active) diffs.push(`missing user ${t.userName}`);
-      continue;
-    }
-    // An unassigned user's account is deactivated; the profile it keeps is what it had when the agent last
-    // saw it assigned, and a change Okta logged in the same round as the unassignment may not reach it
-    // (README, "Guarantees and their limits"). Only the deactivation is compared.
-    if (!t.assigned) {
-      if (u.active !== false) diffs.push(`user ${t.externalId}: unassigned but still active`);
-      continue;
-    }
-    const got = {
-      userName: u.userName,
-      active: u.active ?? true,
-      givenName: u.name?.givenName,
-      familyName: u.name?.familyName,
-      email: u.emails?.[0]?.value,
-    };
-    const want = {
-      userName: t.userName,
-      active: t.active,
-      givenName: t.givenName,
-      familyName: t.familyName,
-      email: t.email,
-    };
-    if (JSON.stringify(got) !== JSON.stringify(want))
-      diffs.push(`user ${t.externalId}: have ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-  }
-  const known = new Set(truth.users.map((u) => u.externalId));
-  for (const u of all) if (!known.has(u.externalId ?? "")) diffs.push(`unexpected user ${u.userName}`);
-  const idToExt = new Map(all.map((u) => [u.id, u.externalId]));
-  const groups = (await get("/Groups?count=1000")).body.Resources as {
-    externalId?: string;
-    displayName: string;
-    members?: { value: string }[];
-  }[];
-  for (const t of truth.groups) {
-    const g = groups.find((x) => x.externalId === t.externalId);
-    if (!g) {
-      diffs.push(`missing group ${t.displayName}`);
-      continue;
-    }
-    const members = (g.members ?? []).map((m) => idToExt.get(m.value)).sort();
-    if (g.displayName !== t.displayName || JSON.stringify(members) !== JSON.stringify(t.members)) {
-      diffs.push(
-        `group ${t.displayName}: have ${g.displayName} ${JSON.stringify(members)}, want ${JSON.stringify(t.members)}`,
-      );
-    }
-  }
-  return diffs;
 }
 
 /** Polls `check` until it returns true; for conditions that have no event to await (state across processes). */

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { type Bucket, RateLimiter } from "./rate-limits.js";
-import { type AppUser, type LogEvent, OktaOrg, SimError } from "./state.js";
+import { type AppUser, LIFECYCLE_ACTIONS, type LogEvent, OktaOrg, SimError } from "./state.js";
 
 export interface SimOptions {
   token: string;
@@ -78,6 +78,330 @@ function link(res: Response, links: [string, string][]): void {
   );
 }
 
+/**
+ * A control-API body field: what readBody enforces, and what the route list shows (simRoutes). Strings are
+ * non-empty; fields not in an object's spec are refused.
+ */
+type Spec =
+  | {
+      readonly kind: "string";
+      readonly optional?: true;
+      readonly match?: readonly [RegExp, string];
+      readonly label?: string;
+    }
+  | { readonly kind: "boolean"; readonly optional?: true }
+  | { readonly kind: "int"; readonly optional?: true; readonly min: number; readonly max: number }
+  | { readonly kind: "enum"; readonly optional?: true; readonly values: readonly string[] }
+  | ObjectSpec
+  | { readonly kind: "array"; readonly optional?: true; readonly of: Spec };
+interface ObjectSpec {
+  readonly kind: "object";
+  readonly optional?: true;
+  readonly fields: { readonly [name: string]: Spec };
+  /** At least one field must be set. */
+  readonly nonEmpty?: true;
+}
+
+/** The value a spec admits, as TypeScript sees it: what the route's handler receives. */
+type OptionalKeys<F> = { [K in keyof F]: F[K] extends { optional: true } ? K : never }[keyof F];
+type Infer<S> = S extends { kind: "string" }
+  ? string
+  : S extends { kind: "boolean" }
+    ? boolean
+    : S extends { kind: "int" }
+      ? number
+      : S extends { kind: "enum"; values: readonly (infer V)[] }
+        ? V
+        : S extends { kind: "array"; of: infer O }
+          ? Infer<O>[]
+          : S extends { kind: "object"; fields: infer F }
+            ? { [K in Exclude<keyof F, OptionalKeys<F>>]: Infer<F[K]> } & {
+                [K in OptionalKeys<F>]?: Infer<F[K]>;
+              }
+            : never;
+
+const str = { kind: "string" } as const;
+const email = { kind: "string", match: [/^[^@\s]+@[^@\s]+$/, "an email address"], label: "email" } as const;
+const int = (min: number, max: number) => ({ kind: "int", min, max }) as const;
+const bool = { kind: "boolean" } as const;
+const opt = <S extends Spec>(s: S): S & { readonly optional: true } => ({ ...s, optional: true });
+const obj = <F extends { readonly [name: string]: Spec }>(fields: F) => ({ kind: "object", fields }) as const;
+const MAX = Number.MAX_SAFE_INTEGER;
+const profileFields = { login: opt(str), email: opt(email), firstName: opt(str), lastName: opt(str) };
+
+/**
+ * The control API, one entry a route: its body and what it does. The router, `GET /sim`, `provisiond okta-sim
+ * --help` and README's table ("The Okta simulator", checked by test/unit/okta-sim-control.test.ts) all come
+ * from here.
+ */
+export const SIM_ROUTES = [
+  { method: "GET", path: "/sim", does: "lists these routes (method, path, body, what it does) as JSON" },
+  {
+    method: "POST",
+    path: "/sim/users",
+    body: obj({ login: str, email: opt(email), firstName: opt(str), lastName: opt(str) }),
+    does: "creates an ACTIVE user (email defaults to login, names to First Last); answers the user",
+  },
+  {
+    method: "POST",
+    path: "/sim/assign",
+    body: obj({ userId: str }),
+    does: "assigns the user to the app; answers the app user",
+  },
+  {
+    method: "POST",
+    path: "/sim/unassign",
+    body: obj({ userId: str }),
+    does: "removes the user's assignment (404 if it has none)",
+  },
+  {
+    method: "POST",
+    path: "/sim/profile",
+    body: obj({ userId: str, profile: { ...obj(profileFields), nonEmpty: true } }),
+    does: "changes the user's profile; an assigned user's app profile (and userName) follow",
+  },
+  {
+    method: "POST",
+    path: "/sim/lifecycle",
+    body: obj({ userId: str, action: { kind: "enum", values: LIFECYCLE_ACTIONS } }),
+    does: "deactivate: DEPROVISIONED, suspend: SUSPENDED, reactivate and unsuspend: ACTIVE",
+  },
+  { method: "POST", path: "/sim/groups", body: obj({ name: str }), does: "creates a group; answers {id}" },
+  {
+    method: "POST",
+    path: "/sim/rename-group",
+    body: obj({ groupId: str, name: str }),
+    does: "renames the group",
+  },
+  {
+    method: "POST",
+    path: "/sim/membership",
+    body: obj({ groupId: str, userId: str, add: opt(bool) }),
+    does: "adds the user to the group (add: false removes)",
+  },
+  {
+    method: "POST",
+    path: "/sim/push",
+    body: obj({ groupId: str }),
+    does: "pushes the group to the app (a group push mapping)",
+  },
+  {
+    method: "POST",
+    path: "/sim/unpush",
+    body: obj({ groupId: str }),
+    does: "removes the group's push mapping",
+  },
+  {
+    method: "POST",
+    path: "/sim/load",
+    body: obj({
+      users: int(1, 1_000_000),
+      updates: opt(int(0, 1_000_000)),
+      perSecond: opt(int(0, 100_000)),
+      prefix: opt(str),
+    }),
+    does:
+      "creates and assigns `users` users `<prefix><n>@example.com` (prefix: load), then makes `updates` " +
+      "profile changes among them, `perSecond` operations a second (0: all before answering); answers its progress",
+  },
+  {
+    method: "GET",
+    path: "/sim/load",
+    does:
+      "progress of the loads so far: {running, requested, done, startedAt, finishedAt, loads: [each one's]}; " +
+      "running is false once every load has finished",
+  },
+  {
+    method: "PUT",
+    path: "/sim/faults",
+    body: obj({
+      faults: {
+        kind: "array",
+        of: obj({
+          pathPrefix: { kind: "string", match: [/^\/api\//, "a path starting with /api/"] },
+          status: int(400, 599),
+          count: opt(int(1, MAX)),
+        }),
+      },
+    }),
+    does: "replaces the injected faults: the next `count` (1) /api calls under pathPrefix answer Okta's error for status",
+  },
+  {
+    method: "PUT",
+    path: "/sim/rate-limits",
+    body: obj({
+      enabled: opt(bool),
+      perMinute: opt({
+        ...obj({
+          logs: opt(int(1, MAX)),
+          apps: opt(int(1, MAX)),
+          users: opt(int(1, MAX)),
+          groups: opt(int(1, MAX)),
+        }),
+        nonEmpty: true,
+      }),
+      storm: opt(int(0, MAX)),
+    }),
+    does: "turns rate limits on or off, sets per-minute budgets, or answers the next `storm` calls 429; answers the limits",
+  },
+  { method: "GET", path: "/sim/truth", does: "what the app should hold now: {users, groups}" },
+  {
+    method: "GET",
+    path: "/sim/stats",
+    does: "API calls per endpoint family, 429s answered, System Log events",
+  },
+] as const satisfies readonly {
+  method: "GET" | "POST" | "PUT";
+  path: string;
+  body?: ObjectSpec;
+  does: string;
+}[];
+
+type SimRoute = (typeof SIM_ROUTES)[number];
+type ControlHandlers = {
+  [R in SimRoute as `${R["method"]} ${R["path"]}`]: (
+    body: R extends { body: infer B } ? Infer<B> : undefined,
+  ) => unknown;
+};
+
+function describe(s: Spec): string {
+  switch (s.kind) {
+    case "string":
+      return s.label ?? "string";
+    case "boolean":
+      return "boolean";
+    case "int":
+      return "int";
+    case "enum":
+      return s.values.join("|");
+    case "array":
+      return `[${describe(s.of)}]`;
+    case "object":
+      return `{${Object.entries(s.fields)
+        .map(
+          ([k, f]) =>
+            `${k}${f.optional ? "?" : ""}${f.kind === "string" && !f.label ? "" : `: ${describe(f)}`}`,
+        )
+        .join(", ")}}`;
+  }
+}
+
+/** The control API's routes as GET /sim and --help show them; a body `-` takes none. */
+export function simRoutes(): { method: string; path: string; body: string; does: string }[] {
+  return SIM_ROUTES.map((r) => ({
+    method: r.method,
+    path: r.path,
+    body: "body" in r ? describe(r.body) : "-",
+    does: r.does,
+  }));
+}
+
+/** `text` in lines of at most `width` characters, each after `indent`. */
+function wrap(text: string, indent: string, width = 110): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && indent.length + line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line].map((l) => indent + l).join("\n");
+}
+
+/** The control API for `provisiond okta-sim --help`. */
+export function simUsage(): string {
+  return [
+    "control API (Authorization: SSWS <token>; bodies are JSON objects with Content-Type: application/json;",
+    'a bad body is answered 400 {"error", "field"} and changes nothing; "?" marks an optional field):',
+    ...simRoutes().map(
+      (r) => `  ${r.method.padEnd(4)} ${r.path.padEnd(17)} ${r.body}\n${wrap(r.does, " ".repeat(7))}`,
+    ),
+  ].join("\n");
+}
+
+/** A control-API body that does not match its route's spec, naming the field. */
+class BodyError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
+function check(spec: Spec, v: unknown, field: string): unknown {
+  const at = (k: string) => (field ? `${field}.${k}` : k);
+  switch (spec.kind) {
+    case "string":
+      if (typeof v !== "string" || v.trim() === "") throw new BodyError(field, "must be a non-empty string");
+      if (spec.match && !spec.match[0].test(v)) throw new BodyError(field, `must be ${spec.match[1]}`);
+      return v;
+    case "boolean":
+      if (typeof v !== "boolean") throw new BodyError(field, "must be true or false");
+      return v;
+    case "int":
+      if (typeof v !== "number" || !Number.isInteger(v) || v < spec.min || v > spec.max)
+        throw new BodyError(field, `must be an integer from ${spec.min} to ${spec.max}`);
+      return v;
+    case "enum":
+      if (typeof v !== "string" || !spec.values.includes(v))
+        throw new BodyError(field, `must be one of ${spec.values.join(", ")} (got ${JSON.stringify(v)})`);
+      return v;
+    case "array":
+      if (!Array.isArray(v)) throw new BodyError(field, "must be an array");
+      return v.map((x, i) => check(spec.of, x, `${field}[${i}]`));
+    case "object": {
+      if (typeof v !== "object" || v === null || Array.isArray(v))
+        throw new BodyError(field || "body", "must be a JSON object");
+      const names = Object.keys(spec.fields);
+      for (const k of Object.keys(v))
+        if (!Object.hasOwn(spec.fields, k))
+          throw new BodyError(at(k), `unknown field (${field || "the body"} takes ${names.join(", ")})`);
+      const out: Record<string, unknown> = {};
+      for (const [k, s] of Object.entries(spec.fields)) {
+        const x = (v as Record<string, unknown>)[k];
+        if (x === undefined) {
+          if (!s.optional) throw new BodyError(at(k), "is required");
+        } else out[k] = check(s, x, at(k));
+      }
+      if (spec.nonEmpty && !Object.keys(out).length)
+        throw new BodyError(field || "body", `must set at least one of ${names.join(", ")}`);
+      return out;
+    }
+  }
+}
+
+/** A route's body, checked against its spec; no body at all reads as `{}`. */
+function readBody(spec: ObjectSpec, req: Request): unknown {
+  let body: unknown = req.body;
+  if (body === undefined) {
+    const sent =
+      req.headers["transfer-encoding"] !== undefined ||
+      (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0");
+    if (sent) throw new BodyError("body", "must be JSON sent with Content-Type: application/json");
+    body = {};
+  }
+  return check(spec, body, "");
+}
+
+/** One `POST /sim/load`, as `GET /sim/load` reports it. */
+interface LoadProgress {
+  id: number;
+  users: number;
+  updates: number;
+  perSecond: number;
+  prefix: string;
+  /** Operations asked for: users + updates. */
+  requested: number;
+  done: number;
+  running: boolean;
+  /** Ended by the simulator's stop() before it finished. */
+  stopped: boolean;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
 export function createOktaSim(opts: SimOptions): {
   app: express.Express;
   org: OktaOrg;
@@ -85,7 +409,6 @@ export function createOktaSim(opts: SimOptions): {
   /** Ends any `/load` still generating changes. */
   stop: () => void;
 } {
-  const loads = new Set<NodeJS.Timeout>();
   const org = new OktaOrg(opts.appId);
   const limiter = new RateLimiter();
   const app = express();
@@ -241,68 +564,53 @@ export function createOktaSim(opts: SimOptions): {
     res.json(page.map((id) => org.users.get(id)));
   });
 
-  // The control API: drive the org, read what the app should now hold.
-  const control = express.Router();
-  // biome-ignore lint/suspicious/noExplicitAny: control API bodies are checked by the org methods
-  const handle = (fn: (body: Record<string, any>) => unknown) => (req: Request, res: Response) => {
-    try {
-      res.json(fn(req.body ?? {}) ?? { ok: true });
-    } catch (err) {
-      const status = err instanceof SimError ? err.status : 400;
-      res.status(status).json({ error: (err as Error).message });
-    }
+  // The control API: drive the org, read what the app should now hold. Its routes are SIM_ROUTES.
+  const loads: LoadProgress[] = [];
+  const loadTimers = new Map<LoadProgress, NodeJS.Timeout>();
+  const loadsJson = () => {
+    const running = loads.some((l) => l.running);
+    // Set once every load has finished (none running, none ended by stop()): when the last one did.
+    const finished = loads.map((l) => l.finishedAt);
+    return {
+      running,
+      requested: loads.reduce((a, l) => a + l.requested, 0),
+      done: loads.reduce((a, l) => a + l.done, 0),
+      startedAt: loads[0]?.startedAt ?? null,
+      finishedAt: !loads.length || finished.includes(null) ? null : finished.sort().at(-1)!,
+      loads: loads.map((l) => ({ ...l })),
+    };
   };
-  control.post(
-    "/users",
-    handle((b) => org.createUser(b as { login: string })),
-  );
-  control.post(
-    "/assign",
-    handle((b) => org.assign(b.userId)),
-  );
-  control.post(
-    "/unassign",
-    handle((b) => org.unassign(b.userId)),
-  );
-  control.post(
-    "/profile",
-    handle((b) => org.updateProfile(b.userId, b.profile)),
-  );
-  control.post(
-    "/lifecycle",
-    handle((b) => org.lifecycle(b.userId, b.action)),
-  );
-  control.post(
-    "/groups",
-    handle((b) => ({ id: org.createGroup(b.name).id })),
-  );
-  control.post(
-    "/rename-group",
-    handle((b) => org.renameGroup(b.groupId, b.name)),
-  );
-  control.post(
-    "/membership",
-    handle((b) => org.membership(b.groupId, b.userId, b.add !== false)),
-  );
-  control.post(
-    "/push",
-    handle((b) => org.push(b.groupId)),
-  );
-  control.post(
-    "/unpush",
-    handle((b) => org.unpush(b.groupId)),
-  );
-  /** Creates `users` users and assigns them, then makes `updates` profile changes, at `perSecond` operations. */
-  control.post(
-    "/load",
-    handle((b) => {
-      const users = Number(b.users ?? 0);
-      const updates = Number(b.updates ?? 0);
-      const perSecond = Number(b.perSecond ?? 0);
-      const prefix = String(b.prefix ?? "load");
+  const handlers: ControlHandlers = {
+    "GET /sim": () => ({ routes: simRoutes() }),
+    "POST /sim/users": (b) => org.createUser(b),
+    "POST /sim/assign": (b) => org.assign(b.userId),
+    "POST /sim/unassign": (b) => org.unassign(b.userId),
+    "POST /sim/profile": (b) => org.updateProfile(b.userId, b.profile),
+    "POST /sim/lifecycle": (b) => org.lifecycle(b.userId, b.action),
+    "POST /sim/groups": (b) => ({ id: org.createGroup(b.name).id }),
+    "POST /sim/rename-group": (b) => org.renameGroup(b.groupId, b.name),
+    "POST /sim/membership": (b) => org.membership(b.groupId, b.userId, b.add !== false),
+    "POST /sim/push": (b) => org.push(b.groupId),
+    "POST /sim/unpush": (b) => org.unpush(b.groupId),
+    "POST /sim/load": (b) => {
+      const { users, updates = 0, perSecond = 0, prefix = "load" } = b;
+      const load: LoadProgress = {
+        id: loads.length + 1,
+        users,
+        updates,
+        perSecond,
+        prefix,
+        requested: users + updates,
+        done: 0,
+        running: true,
+        stopped: false,
+        startedAt: new Date().toISOString(),
+        finishedAt: null,
+      };
+      loads.push(load);
       const ids: string[] = [];
-      let i = 0;
       const step = () => {
+        const i = load.done;
         if (i < users) {
           const u = org.createUser({
             login: `${prefix}${i}@example.com`,
@@ -311,60 +619,86 @@ export function createOktaSim(opts: SimOptions): {
           });
           org.assign(u.id);
           ids.push(u.id);
-        } else if (i < users + updates && ids.length) {
+        } else {
           const id = ids[(i * 7919) % ids.length]!;
           org.updateProfile(id, { lastName: `L${i}-updated` });
         }
-        i++;
-      };
-      const total = users + updates;
-      if (!perSecond) {
-        while (i < total) step();
-        return { started: total, done: true };
-      }
-      const interval = setInterval(() => {
-        for (let k = 0; k < Math.max(1, Math.round(perSecond / 50)) && i < total; k++) step();
-        if (i >= total) {
-          clearInterval(interval);
-          loads.delete(interval);
+        load.done++;
+        if (load.done === load.requested) {
+          load.running = false;
+          load.finishedAt = new Date().toISOString();
         }
-      }, 20);
-      loads.add(interval);
-      return { started: total, done: false };
-    }),
-  );
-  control.put(
-    "/faults",
-    handle((b) => {
+      };
+      if (!perSecond) while (load.running) step();
+      else {
+        const interval = setInterval(() => {
+          for (let k = 0; k < Math.max(1, Math.round(perSecond / 50)) && load.running; k++) step();
+          if (!load.running) {
+            clearInterval(interval);
+            loadTimers.delete(load);
+          }
+        }, 20);
+        loadTimers.set(load, interval);
+      }
+      return { ...load };
+    },
+    "GET /sim/load": () => loadsJson(),
+    "PUT /sim/faults": (b) => {
       faults.length = 0;
-      for (const f of (b.faults ?? []) as { pathPrefix: string; status: number; count?: number }[])
-        faults.push({
-          pathPrefix: String(f.pathPrefix),
-          status: Number(f.status),
-          count: Number(f.count ?? 1),
-        });
+      for (const f of b.faults)
+        faults.push({ pathPrefix: f.pathPrefix, status: f.status, count: f.count ?? 1 });
       return { faults };
-    }),
-  );
-  control.get("/truth", (_req, res) => res.json(org.truth()));
-  control.get("/stats", (_req, res) => {
-    const total = Object.values(limiter.calls).reduce((a, b) => a + b, 0);
-    res.json({
-      apiCalls: { ...limiter.calls, total },
-      rateLimited: limiter.rejected,
-      events: org.events.length,
-    });
-  });
-  control.put(
-    "/rate-limits",
-    handle((b) => {
-      if (typeof b.enabled === "boolean") limiter.config.enabled = b.enabled;
+    },
+    "PUT /sim/rate-limits": (b) => {
+      if (b.enabled !== undefined) limiter.config.enabled = b.enabled;
       if (b.perMinute) Object.assign(limiter.config.perMinute, b.perMinute);
-      if (b.storm) limiter.startStorm(Number(b.storm));
+      if (b.storm) limiter.startStorm(b.storm);
       return limiter.config;
-    }),
-  );
+    },
+    "GET /sim/truth": () => org.truth(),
+    "GET /sim/stats": () => {
+      const total = Object.values(limiter.calls).reduce((a, b) => a + b, 0);
+      return {
+        apiCalls: { ...limiter.calls, total },
+        rateLimited: limiter.rejected,
+        events: org.events.length,
+      };
+    },
+  };
+  const control = express.Router();
+  for (const route of SIM_ROUTES) {
+    const fn = handlers[`${route.method} ${route.path}` as keyof ControlHandlers] as (
+      body: unknown,
+    ) => unknown;
+    const spec: ObjectSpec | undefined = "body" in route ? route.body : undefined;
+    const method = route.method === "GET" ? "get" : route.method === "PUT" ? "put" : "post";
+    control[method](route.path.slice("/sim".length) || "/", (req: Request, res: Response) => {
+      try {
+        res.json(fn(spec ? readBody(spec, req) : undefined) ?? { ok: true });
+      } catch (err) {
+        if (err instanceof BodyError) res.status(400).json({ error: err.message, field: err.field });
+        else if (err instanceof SimError) res.status(err.status).json({ error: err.message });
+        else res.status(500).json({ error: (err as Error).message });
+      }
+    });
+  }
   app.use("/sim", control);
+  // A body express.json() refused (not JSON, too large, a charset it cannot read): 4xx naming the body.
+  app.use("/sim", (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (req.get("authorization") !== `SSWS ${opts.token}`)
+      return oktaError(res, 401, "E0000011", "Invalid token provided");
+    const e = err as { type?: string; status?: number; message?: string };
+    const status = e.status && e.status >= 400 && e.status < 500 ? e.status : 400;
+    const why = e.type === "entity.parse.failed" ? `not JSON (${e.message})` : String(e.message);
+    res.status(status).json({ error: `body: ${why}`, field: "body" });
+  });
+  app.use("/sim", (req, res) => {
+    const path = `/sim${req.path === "/" ? "" : req.path.replace(/\/$/, "")}`;
+    const allow = SIM_ROUTES.filter((r) => r.path === path).map((r) => r.method);
+    if (allow.length) res.status(405).set("Allow", allow.join(", "));
+    else res.status(404);
+    res.json({ error: `no control route ${req.method} ${path}; GET /sim lists them` });
+  });
   app.use((_req, res) =>
     oktaError(res, 404, "E0000022", "The endpoint does not support the provided HTTP method"),
   );
@@ -373,8 +707,12 @@ export function createOktaSim(opts: SimOptions): {
     org,
     limiter,
     stop: () => {
-      for (const t of loads) clearInterval(t);
-      loads.clear();
+      for (const [load, t] of loadTimers) {
+        clearInterval(t);
+        load.running = false;
+        load.stopped = true;
+      }
+      loadTimers.clear();
     },
   };
 }

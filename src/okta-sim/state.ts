@@ -7,6 +7,16 @@ import { randomBytes, randomUUID } from "node:crypto";
 
 export type UserStatus = "ACTIVE" | "SUSPENDED" | "DEPROVISIONED";
 
+/** The lifecycle operations the simulator runs, and the status each leaves the user in. */
+const LIFECYCLE_STATUS = {
+  deactivate: "DEPROVISIONED",
+  reactivate: "ACTIVE",
+  suspend: "SUSPENDED",
+  unsuspend: "ACTIVE",
+} as const satisfies Record<string, UserStatus>;
+export type LifecycleAction = keyof typeof LIFECYCLE_STATUS;
+export const LIFECYCLE_ACTIONS = Object.keys(LIFECYCLE_STATUS) as LifecycleAction[];
+
 export interface OktaUser {
   id: string;
   status: UserStatus;
@@ -212,9 +222,14 @@ export class OktaOrg {
     }
   }
 
-  lifecycle(userId: string, action: "deactivate" | "reactivate" | "suspend" | "unsuspend"): void {
+  lifecycle(userId: string, action: LifecycleAction): void {
+    // An action it does not know changes nothing (it once reactivated the user).
+    const status: UserStatus | undefined = Object.hasOwn(LIFECYCLE_STATUS, action)
+      ? LIFECYCLE_STATUS[action]
+      : undefined;
+    if (!status) throw new SimError(400, `unknown lifecycle action ${JSON.stringify(action)}`);
     const u = this.user(userId);
-    u.status = action === "deactivate" ? "DEPROVISIONED" : action === "suspend" ? "SUSPENDED" : "ACTIVE";
+    u.status = status;
     u.lastUpdated = this.now();
     this.record(`user.lifecycle.${action}`, `${action} Okta user`, [this.userTarget(u)]);
   }

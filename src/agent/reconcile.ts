@@ -6,10 +6,10 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { applyGroup, applyUser, type OktaAppUser, type ScimUser } from "./apply.js";
-import { Refused } from "./errors.js";
+import { Refused, Stopped } from "./errors.js";
 import { forEachLimit } from "./for-each-limit.js";
-import type { OktaClient } from "./okta-client.js";
-import type { ScimClient } from "./scim-client.js";
+import { OktaClient, type OktaClientOptions, type OktaPage } from "./okta-client.js";
+import { ScimClient, type ScimClientOptions, type ScimReply } from "./scim-client.js";
 
 export interface ReconcileResult {
   users: Record<string, number>;
@@ -74,4 +74,65 @@ export async function reconcile(opts: {
   }
   opts.logger.info({ ...result, refused: result.refused.length }, "reconciled the app with Okta");
   return result;
+}
+
+/** How long a run by hand waits for one answer (PROVISIOND_RECONCILE_TIMEOUT_MS, `--timeout`). */
+export const RECONCILE_TIMEOUT_MS = 60_000;
+
+export type Target = "okta" | "scim";
+
+/**
+ * A run by hand gives up once one request, with its retries, has gone unanswered for `ms`: Okta or the
+ * connector unreachable, or answering only "later" (5xx, 429), which the clients would retry forever. Its
+ * signal, the clients' `cancel`, ends their attempts and waits. A long reconcile whose requests are answered
+ * is never cut off.
+ */
+export class Patience {
+  private readonly controller = new AbortController();
+  readonly signal = this.controller.signal;
+  /** The target that went unanswered, once the run has given up. */
+  expired: Target | undefined;
+
+  constructor(readonly ms: number) {}
+
+  async track<T>(target: Target, request: () => Promise<T>): Promise<T> {
+    const timer = setTimeout(() => {
+      if (this.expired) return;
+      this.expired = target;
+      this.controller.abort(new Stopped(`no answer from ${target} within ${this.ms} ms`));
+    }, this.ms);
+    try {
+      return await request();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** A SCIM client whose every request (bulk and fence included) `patience` times. */
+export class PatientScimClient extends ScimClient {
+  constructor(
+    opts: ScimClientOptions,
+    private readonly patience: Patience,
+  ) {
+    super({ ...opts, cancel: patience.signal });
+  }
+
+  override request(...args: Parameters<ScimClient["request"]>): Promise<ScimReply> {
+    return this.patience.track("scim", () => super.request(...args));
+  }
+}
+
+/** An Okta client whose every call (each page of a list) `patience` times. */
+export class PatientOktaClient extends OktaClient {
+  constructor(
+    opts: OktaClientOptions,
+    private readonly patience: Patience,
+  ) {
+    super({ ...opts, cancel: patience.signal });
+  }
+
+  override get<T>(pathOrUrl: string): Promise<OktaPage<T>> {
+    return this.patience.track("okta", () => super.get<T>(pathOrUrl));
+  }
 }

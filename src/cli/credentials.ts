@@ -30,17 +30,34 @@ export interface Credentials {
   agentToken: string;
 }
 
+/** What a start says of a token file: that it generated the token, or that it uses the one there; never the token. */
+export function tokenFileNote(file: string, generated: boolean): string {
+  return generated ? `generated a token into ${file}` : `using the token in ${file}`;
+}
+
+/** A token file's token, made now if there is none yet; `generated` says which. */
+function tokenFromFile(file: string, logger: Logger): { token: string; generated: boolean } {
+  const generated = !existsSync(file);
+  return { token: readToken(file, logger, true)!, generated };
+}
+
 export function credentials(auth: AuthConfig, logger: Logger): Credentials {
-  const agentToken = auth.agentToken ?? readToken(auth.agentTokenFile!, logger, true)!;
+  let agentToken = auth.agentToken;
+  if (agentToken === undefined) {
+    const t = tokenFromFile(auth.agentTokenFile!, logger);
+    agentToken = t.token;
+    logger.info(
+      { tokenFile: auth.agentTokenFile },
+      `no agent credential configured (PROVISIOND_SCIM_AGENT_TOKEN): ${tokenFileNote(auth.agentTokenFile!, t.generated)}`,
+    );
+  }
   const bearerTokens = [...auth.bearerTokens];
   if (auth.generatedTokenFile) {
-    const existed = existsSync(auth.generatedTokenFile);
-    bearerTokens.push(readToken(auth.generatedTokenFile, logger, true)!);
+    const t = tokenFromFile(auth.generatedTokenFile, logger);
+    bearerTokens.push(t.token);
     logger.info(
       { tokenFile: auth.generatedTokenFile },
-      existed
-        ? "no SCIM credential configured: using the bearer token generated at first start; read it from the token file"
-        : "no SCIM credential configured: a bearer token was generated; read it from the token file",
+      `no SCIM credential configured (PROVISIOND_SCIM_TOKEN): ${tokenFileNote(auth.generatedTokenFile, t.generated)}; give it to the identity provider`,
     );
   }
   if (bearerTokens.includes(agentToken))

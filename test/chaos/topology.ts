@@ -22,6 +22,30 @@ import {
 import type { Query } from "../support/history.js";
 import { simControl, type Truth } from "../support/okta-sim.js";
 
+/**
+ * A container on a second network from its first instant: testcontainers attaches one network at create, and
+ * a network connected after start raced the node's first etcd connections (a SYN sent from the wrong
+ * interface before the route existed hung that connection until TCP gave up).
+ */
+class TwoNetworkContainer extends GenericContainer {
+  constructor(
+    image: string,
+    private readonly second: StartedNetwork,
+    private readonly alias: string,
+  ) {
+    super(image);
+  }
+
+  protected override async containerCreated(containerId: string): Promise<void> {
+    const client = await getContainerRuntimeClient();
+    await client.container.connectToNetwork(
+      client.container.getById(containerId),
+      client.network.getById(this.second.getId()),
+      [this.alias],
+    );
+  }
+}
+
 export const LABEL = "io.provisiond.chaos";
 export const TTL_MS = 2000;
 export const IMAGE = process.env.PROVISIOND_IMAGE ?? "provisiond:local";
@@ -168,7 +192,7 @@ export class Topology {
   }
 
   private async startNode(id: string, labels: Record<string, string>, startAt: string): Promise<Node> {
-    const container = await new GenericContainer(IMAGE)
+    const container = await new TwoNetworkContainer(IMAGE, this.etcdNet, id)
       .withNetwork(this.app)
       .withNetworkAliases(id)
       .withLabels(labels)
@@ -192,12 +216,6 @@ export class Topology {
       .withExposedPorts(9464)
       .withStartupTimeout(60_000)
       .start();
-    const client = await getContainerRuntimeClient();
-    await client.container.connectToNetwork(
-      client.container.getById(container.getId()),
-      client.network.getById(this.etcdNet.getId()),
-      [id],
-    );
     return { id, container, ip: await ipOn(container, this.app), running: true };
   }
 

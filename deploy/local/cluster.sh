@@ -58,11 +58,17 @@ start_node() {
   disown "$!"
 }
 
-# wait_until WHAT SECONDS LOG CMD...: runs CMD until it succeeds; past SECONDS, prints LOG's last lines and fails.
+# wait_until WHAT SECONDS LOG CMD...: runs CMD until it succeeds; past SECONDS, or once the process whose pid
+# is in $watch (if set) has exited, prints LOG's last lines and fails.
 wait_until() {
   local what=$1 secs=$2 log=$3; shift 3
   local t0=$SECONDS
   until "$@" >/dev/null 2>&1; do
+    if [ -n "${watch:-}" ] && ! kill -0 "$watch" 2>/dev/null; then
+      printf 'cluster.sh: %s: the process exited. The last lines of %s:\n' "$what" "$log" >&2
+      tail -n 20 "$log" >&2 || true
+      exit 1
+    fi
     if (( SECONDS - t0 >= secs )); then
       printf 'cluster.sh: %s: not after %s s. The last lines of %s:\n' "$what" "$secs" "$log" >&2
       tail -n 20 "$log" >&2 || true
@@ -83,13 +89,13 @@ is_alive() { [ -f "$dir/node$1.pid" ] && kill -0 "$(cat "$dir/node$1.pid")" 2>/d
 
 cmd_primary() {
   local n
-  n=$(primary_n) || fail "no node reports itself primary (is the cluster up? its logs: $logs)"
+  n=$(primary_n) || fail "no node reports itself primary (is the cluster up, from this checkout with the same PROVISIOND_LOCAL_DIR and PROVISIOND_LOCAL_PORT_OFFSET=$off? Within a lease TTL of a failover, ask again. Its logs: $logs)"
   say "node-$n  admin http://127.0.0.1:$(admin_port "$n")/  SCIM http://127.0.0.1:$(scim_port "$n")/scim/v2/  pid $(cat "$dir/node$n.pid")"
 }
 
 cmd_kill_primary() {
   local n
-  n=$(primary_n) || fail "no node reports itself primary (is the cluster up? its logs: $logs)"
+  n=$(primary_n) || fail "no node reports itself primary (is the cluster up, with the same PROVISIOND_LOCAL_DIR and PROVISIOND_LOCAL_PORT_OFFSET=$off? Its logs: $logs)"
   kill -KILL "$(cat "$dir/node$n.pid")"
   say "killed node-$n (pid $(cat "$dir/node$n.pid")) at $(date -u +%H:%M:%S.%3N); bring it back with: deploy/local/cluster.sh restart-node $n"
 }
@@ -100,7 +106,7 @@ cmd_restart_node() {
   [ -d "$logs" ] || fail "no cluster in $dir (start one with: deploy/local/cluster.sh)"
   if is_alive "$n"; then kill -KILL "$(cat "$dir/node$n.pid")"; say "  killed node-$n (pid $(cat "$dir/node$n.pid"))"; fi
   start_node "$n"
-  wait_until "node-$n ready" 30 "$logs/node$n.err" curl -sf "http://127.0.0.1:$(admin_port "$n")/readyz"
+  watch=$(cat "$dir/node$n.pid") wait_until "node-$n ready" 30 "$logs/node$n.err" curl -sf "http://127.0.0.1:$(admin_port "$n")/readyz"
   say "  node-$n is $(role_of "$n") (pid $(cat "$dir/node$n.pid"))"
 }
 
@@ -130,7 +136,7 @@ for p in $(etcd_client 1) $(etcd_client 2) $(etcd_client 3) $(etcd_peer 1) $(etc
   "$maria_port" "$sim_port" "$(scim_port 1)" "$(scim_port 2)" "$(admin_port 1)" "$(admin_port 2)"; do
   (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && busy+=("$p")
 done
-[ "${#busy[@]}" -eq 0 ] || fail "ports in use: ${busy[*]} (something else listens there). Stop it, or set PROVISIOND_LOCAL_PORT_OFFSET=1000."
+[ "${#busy[@]}" -eq 0 ] || fail "ports in use: ${busy[*]} (something else listens there). Stop it, or set PROVISIOND_LOCAL_PORT_OFFSET=$((off + 1000))."
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 rm -rf "$dir" && mkdir -p "$logs" && chmod 755 "$dir"
@@ -180,7 +186,7 @@ wait_until "okta-sim up" 30 "$logs/okta-sim.log" curl -sf -H "Authorization: SSW
 
 for n in 1 2; do start_node "$n"; done
 for n in 1 2; do
-  wait_until "node-$n ready" 60 "$logs/node$n.err" curl -sf "http://127.0.0.1:$(admin_port "$n")/readyz"
+  watch=$(cat "$dir/node$n.pid") wait_until "node-$n ready" 60 "$logs/node$n.err" curl -sf "http://127.0.0.1:$(admin_port "$n")/readyz"
 done
 wait_until "primary elected" 30 "$logs/node1.err" primary_n
 p=$(primary_n)

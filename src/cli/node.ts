@@ -62,20 +62,37 @@ export async function startNode(
       "the data directory (tokens, cursor, and by default the database) is open to group or others; chmod 700 it",
     );
 
-  const { store, users } = await openStore(cfg, metrics);
-  const creds = credentials(cfg.auth, logger);
-  const scimServer = createScimServer(cfg, store, users, creds, metrics, logger);
+  const { store, users } = await openStore(cfg, metrics, logger);
+  // What started before a later step failed (a port in use, a bad certificate) is stopped again, so the
+  // failure is the only outcome: no pool, etcd client or listener left behind.
+  const undo: (() => Promise<void>)[] = [() => store.close()];
+  const step = async <T>(p: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await p();
+    } catch (err) {
+      for (const u of undo.reverse()) await u().catch(() => undefined);
+      throw err;
+    }
+  };
+  const creds = await step(() => credentials(cfg.auth, logger));
+  const scimServer = await step(() => createScimServer(cfg, store, users, creds, metrics, logger));
   const stopPurge = purgeIdempotencyHourly(store, cfg.scim.idempotencyRetentionHours, logger);
+  undo.push(async () => stopPurge());
 
-  const cluster = startCluster(cfg, logger, metrics);
+  const cluster = await step(() => startCluster(cfg, logger, metrics));
+  undo.push(() => cluster.stop());
   let runner: AgentRunner | undefined;
   const admin = createNodeAdmin(
     { cfg, store, cluster, runner: () => runner, startedAt: new Date().toISOString() },
     metrics,
   );
 
-  const scimAddr = await listen(scimServer, cfg.scim.port, cfg.scim.host, "PROVISIOND_SCIM_PORT");
-  const adminAddr = await listen(admin, cfg.admin.port, cfg.admin.host, "PROVISIOND_ADMIN_PORT");
+  const close = (s: Server) => async () => {
+    if (s.listening) await new Promise<void>((resolve) => s.close(() => resolve()));
+  };
+  undo.push(close(scimServer), close(admin));
+  const scimAddr = await step(() => listen(scimServer, cfg.scim.port, cfg.scim.host, "PROVISIOND_SCIM_PORT"));
+  const adminAddr = await step(() => listen(admin, cfg.admin.port, cfg.admin.host, "PROVISIOND_ADMIN_PORT"));
   const host = (a: AddressInfo) => (a.address === "0.0.0.0" || a.address === "::" ? "localhost" : a.address);
   const scimUrl = `${cfg.tls ? "https" : "http"}://${host(scimAddr)}:${scimAddr.port}/scim/v2/`;
   const adminUrl = `http://${host(adminAddr)}:${adminAddr.port}`;

@@ -2,6 +2,8 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { ExponentialBackoff, noJitterGenerator } from "cockatiel";
+import type { Etcd3 } from "etcd3";
 import type { Logger } from "pino";
 import { Agent } from "../agent/agent.js";
 import { OktaClient } from "../agent/okta-client.js";
@@ -10,12 +12,13 @@ import { ScimClient } from "../agent/scim-client.js";
 import { type Cursor, EtcdCursor, FileCursor } from "../cluster/cursor.js";
 import { type DeadLetters, EtcdDeadLetters, FileDeadLetters } from "../cluster/dead-letters.js";
 import { Election } from "../cluster/election.js";
-import { etcdClient } from "../cluster/etcd.js";
+import { deadline, type EtcdConfig, etcdClient, etcdTrouble } from "../cluster/etcd.js";
 import type { Leadership } from "../cluster/leadership.js";
-import type { Config } from "../config/index.js";
+import { type Config, ConfigError } from "../config/index.js";
 import { kubernetesPods } from "../kubernetes/pods.js";
 import { RoleLabel } from "../kubernetes/role-label.js";
 import type { Metrics } from "../observability/metrics.js";
+import { readCaFile, tlsPair } from "./connector.js";
 
 /**
  * Where the agent's SCIM requests go: the configured connector, or this node's own on loopback (trusting its
@@ -42,7 +45,9 @@ export function startCluster(cfg: Config, logger: Logger, metrics: Metrics) {
       stop: async () => {},
     };
   }
+  checkEtcdTls(cfg.cluster.etcd);
   const client = etcdClient(cfg.cluster.etcd);
+  const probe = awaitEtcd(client, root, cfg.cluster.etcd, logger.child({ component: "etcd" }));
   const election = new Election({
     client,
     root,
@@ -57,6 +62,7 @@ export function startCluster(cfg: Config, logger: Logger, metrics: Metrics) {
     cursor: new EtcdCursor(client, `${root}/cursor`) as Cursor,
     deadLetters: new EtcdDeadLetters(client, `${root}/dead/`) as DeadLetters,
     stop: async () => {
+      probe.stop();
       await election.stop();
       await label?.stop();
       client.close();
@@ -65,6 +71,73 @@ export function startCluster(cfg: Config, logger: Logger, metrics: Metrics) {
 }
 
 export type ClusterSide = ReturnType<typeof startCluster>;
+
+/**
+ * The etcd TLS files, read before the client is made: grpc-js would refuse a swapped or non-PEM file with
+ * OpenSSL's bare "PEM routines::no start line", and would send no client certificate without a CA file.
+ */
+function checkEtcdTls(e: EtcdConfig): void {
+  if (e.certFile !== undefined && e.keyFile === undefined)
+    throw new ConfigError(
+      "PROVISIOND_ETCD_KEY_FILE",
+      "PROVISIOND_ETCD_CERT_FILE is set: give its private key too",
+    );
+  if (e.keyFile !== undefined && e.certFile === undefined)
+    throw new ConfigError(
+      "PROVISIOND_ETCD_CERT_FILE",
+      "PROVISIOND_ETCD_KEY_FILE is set: give its certificate too",
+    );
+  if (e.certFile !== undefined && e.caFile === undefined)
+    throw new ConfigError(
+      "PROVISIOND_ETCD_CA_FILE",
+      "a client certificate (PROVISIOND_ETCD_CERT_FILE) is sent only over TLS, which this file turns on: set it to the CA that signed etcd's certificate",
+    );
+  if (e.caFile) readCaFile({ variable: "PROVISIOND_ETCD_CA_FILE", file: e.caFile });
+  if (e.certFile && e.keyFile)
+    tlsPair(
+      { variable: "PROVISIOND_ETCD_CERT_FILE", file: e.certFile },
+      { variable: "PROVISIOND_ETCD_KEY_FILE", file: e.keyFile },
+    );
+}
+
+/**
+ * etcd's first use: one read, repeated with back-off until etcd answers. The election keeps trying on its own
+ * (the node stays standby meanwhile) but only says "cannot campaign"; this says once which setting names which
+ * endpoints and why they do not answer, and once more when they do. Later outages are the election's to log.
+ */
+function awaitEtcd(client: Etcd3, root: string, etcd: EtcdConfig, logger: Logger): { stop(): void } {
+  const stopped = new AbortController();
+  const endpoints = etcd.endpoints.join(",");
+  void (async () => {
+    let backoff = new ExponentialBackoff({
+      initialDelay: 500,
+      maxDelay: 5000,
+      generator: noJitterGenerator,
+    }).next();
+    let down: string | undefined;
+    while (!stopped.signal.aborted) {
+      try {
+        await client.get(root).options(deadline(2000)).exec();
+        if (down !== undefined)
+          logger.info({ endpoints }, `etcd reachable at PROVISIOND_ETCD_ENDPOINTS=${endpoints}`);
+        return;
+      } catch (err) {
+        if (stopped.signal.aborted) return;
+        const { cause, variable } = etcdTrouble(err);
+        if (cause !== down) {
+          logger.warn(
+            { variable, endpoints, cause },
+            `etcd unreachable: ${cause} (PROVISIOND_ETCD_ENDPOINTS=${endpoints}${variable === "PROVISIOND_ETCD_ENDPOINTS" ? "" : `; check ${variable}`}); this node stays standby and keeps trying`,
+          );
+          down = cause;
+        }
+        await sleep(backoff.duration, undefined, { signal: stopped.signal }).catch(() => undefined);
+        backoff = backoff.next(undefined);
+      }
+    }
+  })();
+  return { stop: () => stopped.abort() };
+}
 
 /** The pod label the chart's -primary Service selects, following the election. */
 function podRoleLabel(

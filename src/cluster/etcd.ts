@@ -1,7 +1,14 @@
 /** The etcd client as the cluster code wants it: no hidden retries, so every timing decision is ours. */
 import { readFileSync } from "node:fs";
 import { noop } from "cockatiel";
-import { Etcd3, type IOptions } from "etcd3";
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+  EtcdUserNotFoundError,
+  type IOptions,
+} from "etcd3";
 
 import type { Config } from "../config/index.js";
 
@@ -48,4 +55,32 @@ export function etcdClient(cfg: EtcdConfig): Etcd3 {
 
 export function deadline(ms: number): { deadline: Date } {
   return { deadline: new Date(Date.now() + ms) };
+}
+
+/**
+ * What an etcd call's failure says, in one short phrase, and the setting most likely to fix it: grpc-js hides
+ * the socket's error inside a long UNAVAILABLE message ("… Last error: Error: connect ECONNREFUSED …").
+ */
+export function etcdTrouble(err: unknown): { cause: string; variable: string } {
+  const message = err instanceof Error ? err.message : String(err);
+  if (
+    err instanceof EtcdAuthenticationFailedError ||
+    err instanceof EtcdUserNotFoundError ||
+    err instanceof EtcdInvalidAuthTokenError
+  )
+    return { cause: `authentication failed (${message})`, variable: "PROVISIOND_ETCD_USERNAME/_PASSWORD" };
+  if (err instanceof EtcdPermissionDeniedError)
+    return { cause: `permission denied (${message})`, variable: "PROVISIOND_ETCD_USERNAME" };
+  if (/certificate|SSL|TLS|handshake/i.test(message))
+    return { cause: lastError(message), variable: "PROVISIOND_ETCD_CA_FILE" };
+  const dns = /Name resolution failed for target (?:dns:)?(\S+)/.exec(message);
+  if (dns) return { cause: `cannot resolve ${dns[1]}`, variable: "PROVISIOND_ETCD_ENDPOINTS" };
+  if (/DEADLINE_EXCEEDED/.test(message))
+    return { cause: "no answer before the deadline", variable: "PROVISIOND_ETCD_ENDPOINTS" };
+  return { cause: lastError(message), variable: "PROVISIOND_ETCD_ENDPOINTS" };
+}
+
+function lastError(message: string): string {
+  const m = /Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(message);
+  return (m?.[1] ?? message).trim();
 }

@@ -3,6 +3,11 @@ import { resolve } from "node:path";
 import { ConfigError, type Reader } from "./reader.js";
 import type { Config } from "./types.js";
 
+/** How long a starting node keeps trying to reach its store by default: a pod whose database starts later. */
+export const STORE_CONNECT_TIMEOUT_MS = 60_000;
+
+/** Config["store"] and how long a starting node waits for the store (0: it fails at the first attempt). */
+
 /**
  * The store settings. In a cluster every store transaction must end within TTL/2 (DESIGN.md, "one term, one
  * writer"): a deposed primary's last write can then never outlive the demotion that stopped it, and a new
@@ -40,6 +45,7 @@ export function storeConfig(r: Reader, dataDir: string, cluster: Config["cluster
     url,
     mysqlPoolSize: r.int("PROVISIOND_STORE_POOL_SIZE", 10, 1, 500),
     queryTimeoutMs,
+    connectTimeoutMs: r.int("PROVISIOND_STORE_CONNECT_TIMEOUT_MS", STORE_CONNECT_TIMEOUT_MS, 0, 3_600_000),
     breaker: {
       timeoutMs,
       errorThresholdPercentage: r.int("PROVISIOND_BREAKER_ERROR_THRESHOLD_PERCENT", 50, 1, 100),

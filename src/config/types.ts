@@ -51,6 +51,8 @@ export interface Config {
     url: string;
     mysqlPoolSize: number;
     queryTimeoutMs: number;
+    /** How long a starting node waits for the store to answer (PROVISIOND_STORE_CONNECT_TIMEOUT_MS; 0: not at all). */
+    connectTimeoutMs: number;
     breaker: {
       timeoutMs: number;
       errorThresholdPercentage: number;

@@ -1,7 +1,12 @@
-/** The opossum circuit breaker every store call goes through, with its state mirrored into metrics. */
+/**
+ * The opossum circuit breaker every store call goes through, with its state mirrored into metrics and its
+ * transitions logged; and the store's reachability, logged once per change (an outage and its cause, then the
+ * recovery), never once per request.
+ */
 import CircuitBreaker from "opossum";
+import pino, { type Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
-import { isTransient, StoreUnavailable } from "./errors.js";
+import { isTransient, isUnreachable, StoreUnavailable, storeCause } from "./errors.js";
 
 export interface BreakerOptions {
   /** ms before a store call counts as failed. */
@@ -19,15 +24,71 @@ export type BreakerState = "closed" | "halfOpen" | "open";
 
 type Action = () => Promise<unknown>;
 
+/** Where the store is and what to log through; without it nothing is logged. */
+export interface BreakerLogging {
+  logger: Logger;
+  /** The store's `host:port` (or SQLite file), never its URL: that carries the password. */
+  endpoint: string;
+}
+
+/**
+ * Whether the store answers: "store unreachable" with the cause at the first failure that says it cannot be
+ * reached, "store recovered" at the first success after it. Fed by every store call's own outcome (also
+ * one the breaker already gave up waiting for, such as a connect timeout) and by the readiness pings.
+ */
+export class StoreReachability {
+  private downSince: number | undefined;
+  private cause: string | undefined;
+
+  constructor(private readonly log: BreakerLogging) {}
+
+  failed(err: unknown): void {
+    if (!isUnreachable(err) || this.downSince !== undefined) return;
+    this.downSince = Date.now();
+    this.cause = storeCause(err, this.log.endpoint);
+    this.log.logger.warn(
+      { store: this.log.endpoint, cause: this.cause, variable: "PROVISIOND_STORE_URL" },
+      `store unreachable: ${this.cause}; SCIM requests get 503 until it answers`,
+    );
+  }
+
+  succeeded(): void {
+    if (this.downSince === undefined) return;
+    const seconds = (Date.now() - this.downSince) / 1000;
+    this.log.logger.info(
+      { store: this.log.endpoint, downSeconds: seconds, cause: this.cause },
+      `store recovered: ${this.log.endpoint} answers again after ${seconds.toFixed(1)} s (was ${this.cause})`,
+    );
+    this.downSince = undefined;
+    this.cause = undefined;
+  }
+
+  /** Watches one call to the store, to its real end. */
+  watch<T>(p: Promise<T>): Promise<T> {
+    p.then(
+      () => this.succeeded(),
+      (err: unknown) => this.failed(err),
+    );
+    return p;
+  }
+}
+
+const SILENT: BreakerLogging = { logger: pino({ level: "silent" }), endpoint: "store" };
+
 export class StoreBreaker {
   private readonly cb: CircuitBreaker<[Action], unknown>;
   private lastChange = new Date().toISOString();
+  readonly reachability: StoreReachability;
+  /** The last failure the breaker counted, for the line that says why it opened. */
+  private lastFailure: unknown;
 
   constructor(
     readonly opts: BreakerOptions,
     metrics: Metrics,
     name = "store",
+    log: BreakerLogging = SILENT,
   ) {
+    this.reachability = new StoreReachability(log);
     this.cb = new CircuitBreaker((action: Action) => action(), {
       timeout: opts.timeoutMs,
       errorThresholdPercentage: opts.errorThresholdPercentage,
@@ -44,12 +105,59 @@ export class StoreBreaker {
       metrics.breakerState.set({ breaker: name }, gauge[state]);
       metrics.breakerEvents.inc({ breaker: name, event });
     };
-    this.cb.on("open", transition("open", "open"));
-    this.cb.on("halfOpen", transition("halfOpen", "halfOpen"));
-    this.cb.on("close", transition("closed", "close"));
+    const { logger, endpoint } = log;
+    const resetS = this.retryAfterSeconds;
+    let previous: BreakerState = "closed";
+    this.cb.on("open", () => {
+      const cause = this.describe(this.lastFailure, endpoint);
+      if (previous === "halfOpen")
+        logger.info(
+          { breaker: name, state: "open", store: endpoint, cause },
+          `store circuit breaker open again: the trial call failed (${cause}); next trial in ${resetS} s`,
+        );
+      else
+        logger.warn(
+          { breaker: name, state: "open", store: endpoint, cause },
+          `store circuit breaker open: too many store calls failed (last: ${cause}); SCIM requests get 503 for ${resetS} s, then one trial call`,
+        );
+      previous = "open";
+      transition("open", "open")();
+    });
+    this.cb.on("halfOpen", () => {
+      logger.info(
+        { breaker: name, state: "halfOpen", store: endpoint },
+        "store circuit breaker half-open: letting one trial call through",
+      );
+      previous = "halfOpen";
+      transition("halfOpen", "halfOpen")();
+    });
+    this.cb.on("close", () => {
+      logger.info(
+        { breaker: name, state: "closed", store: endpoint },
+        "store circuit breaker closed: the store answers, requests flow again",
+      );
+      previous = "closed";
+      transition("closed", "close")();
+    });
     this.cb.on("reject", () => metrics.breakerEvents.inc({ breaker: name, event: "reject" }));
-    this.cb.on("timeout", () => metrics.breakerEvents.inc({ breaker: name, event: "timeout" }));
-    this.cb.on("failure", () => metrics.breakerEvents.inc({ breaker: name, event: "failure" }));
+    this.cb.on("timeout", (err: unknown) => {
+      this.lastFailure = err;
+      metrics.breakerEvents.inc({ breaker: name, event: "timeout" });
+    });
+    this.cb.on("failure", (err: unknown) => {
+      this.lastFailure = err;
+      metrics.breakerEvents.inc({ breaker: name, event: "failure" });
+    });
+  }
+
+  /** A counted failure, for a log line. */
+  private describe(err: unknown, endpoint: string): string {
+    const e = err as { message?: unknown } | undefined;
+    if (typeof e?.message === "string" && e.message.startsWith("Timed out after"))
+      return `no answer within ${this.opts.timeoutMs} ms from ${endpoint}`;
+    if (err instanceof Error && err.name === "DeadlineExceeded")
+      return `a transaction ran past ${this.opts.timeoutMs} ms on ${endpoint}`;
+    return err === undefined ? "unknown" : storeCause(err, endpoint);
   }
 
   get state(): BreakerState {
@@ -77,7 +185,7 @@ export class StoreBreaker {
 
   async fire<T>(action: () => Promise<T>): Promise<T> {
     try {
-      return (await this.cb.fire(action)) as T;
+      return (await this.cb.fire(() => this.reachability.watch(action()))) as T;
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === "EOPENBREAKER") {

@@ -74,3 +74,52 @@ export function isTransient(err: unknown): boolean {
   if (typeof e.code !== "string") return false;
   return MYSQL_TRANSIENT.has(e.code) || SQLITE_TRANSIENT.test(e.code);
 }
+
+/**
+ * Errors that say the store cannot be reached at all (down, refusing connections, an unknown host, a dropped
+ * connection), as opposed to one that is slow, busy or refusing a request. Only these count as an outage.
+ */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "PROTOCOL_CONNECTION_LOST",
+  "ER_SERVER_SHUTDOWN",
+  "ER_CON_COUNT_ERROR",
+  "POOL_CLOSED",
+]);
+
+export function isUnreachable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (!e || typeof e !== "object" || typeof e.code !== "string") return false;
+  // opossum's own timeout says the call was slow, not that the store is gone.
+  if (typeof e.message === "string" && e.message.startsWith("Timed out after")) return false;
+  return UNREACHABLE.has(e.code);
+}
+
+/**
+ * Where a store URL points, without its credentials: `host:port` for MySQL (3306 when the URL names no port),
+ * the file for SQLite.
+ */
+export function storeEndpoint(url: string): string {
+  if (url.startsWith("sqlite:")) return url;
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || "3306"}`;
+  } catch {
+    return "(an unparsable URL)";
+  }
+}
+
+/** One short cause for a log line: the error's code and the endpoint (`ECONNREFUSED 127.0.0.1:3306`). */
+export function storeCause(err: unknown, endpoint: string): string {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = e && typeof e.code === "string" ? e.code : undefined;
+  if (code) return `${code} ${endpoint}`;
+  return `${e instanceof Error ? e.message : String(err)} (${endpoint})`;
+}

@@ -1,4 +1,5 @@
 /** The app store: SQL behind a circuit breaker, one transaction per SCIM request. */
+import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
 import type { ResourceSchema } from "../scim/model/schema.js";
 import { AuditRepo } from "./audit.js";
@@ -6,6 +7,7 @@ import { type BreakerOptions, StoreBreaker } from "./breaker.js";
 import type { Db, Queryable } from "./db.js";
 import { MysqlDb } from "./db-mysql.js";
 import { SqliteDb } from "./db-sqlite.js";
+import { storeEndpoint } from "./errors.js";
 import { GroupRepo } from "./groups.js";
 import { GuardRepo, type StoredResponse, type WriteGuard } from "./guards.js";
 import { type ColumnType, ensureColumns, migrate } from "./migrations.js";
@@ -60,7 +62,13 @@ export class AppStore {
     readonly kind: "mysql" | "sqlite",
   ) {}
 
-  static async open(opts: StoreOptions, userSchema: ResourceSchema, metrics: Metrics): Promise<AppStore> {
+  /** `logger`: where the breaker's transitions and the store's outages are logged (none: not logged). */
+  static async open(
+    opts: StoreOptions,
+    userSchema: ResourceSchema,
+    metrics: Metrics,
+    logger?: Logger,
+  ): Promise<AppStore> {
     const db: Db = opts.url.startsWith("mysql:")
       ? new MysqlDb({
           url: opts.url,
@@ -84,7 +92,14 @@ export class AppStore {
     }
     return new AppStore(
       db,
-      new StoreBreaker(opts.breaker, metrics),
+      new StoreBreaker(
+        opts.breaker,
+        metrics,
+        "store",
+        logger
+          ? { logger: logger.child({ component: "store" }), endpoint: storeEndpoint(opts.url) }
+          : undefined,
+      ),
       metrics,
       userSchema,
       opts.customColumns,
@@ -178,8 +193,9 @@ export class AppStore {
     }
   }
 
+  /** The readiness check's ping, which also tells the store's reachability (an idle node notices an outage). */
   async ping(): Promise<void> {
-    await this.db.ping();
+    await this.breaker.reachability.watch(this.db.ping());
   }
 
   async close(): Promise<void> {

@@ -50,6 +50,9 @@ describe("status page (chromium)", { timeout: 300_000 }, () => {
 
     await c.kill(old, "SIGKILL");
     await page.locator("#summary .role", { hasText: "primary" }).waitFor({ timeout: 60_000 });
+    // The last leg ends at the first event the new term applies: the load above may have drained before the
+    // kill, so events arrive after it too.
+    await c.sim.control("POST", "/load", { users: 5, perSecond: 50, prefix: "after" });
     const row = page.locator("#failovers tbody tr").filter({ hasText: `${old.id} → ${standby.id}` });
     await row.first().waitFor();
     assert.equal(await page.locator("#failovers tbody tr").filter({ hasText: "→" }).count(), rowsBefore + 1);
@@ -66,7 +69,8 @@ describe("status page (chromium)", { timeout: 300_000 }, () => {
   });
 
   it("shows what /status says as text, never as markup (dead-letter reasons carry user input)", async () => {
-    const n = c.nodes[0]!;
+    // A node that is up whatever the test above left behind.
+    const n = c.alive()[0]!;
     const real = await c.status(n);
     const hostile = '<img src=x onerror="window.__pwned=1">';
     const page = await browser.newPage();
@@ -97,6 +101,31 @@ describe("status page (chromium)", { timeout: 300_000 }, () => {
     assert.equal(await page.locator("#dead img, #dead script, #node b").count(), 0);
     assert.equal(await page.locator("#node").textContent(), `<b>${n.id}</b>`);
     assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+    await page.close();
+  });
+
+  it("works behind a proxy under a path prefix, and marks what it shows stale when the node stops answering", async () => {
+    const n = c.alive()[0]!;
+    const origin = `http://127.0.0.1:${n.adminPort}`;
+    let down = false;
+    const page = await browser.newPage();
+    // The proxy: /admin/* is the admin port; anything else (an absolute URL on the page) goes nowhere.
+    await page.route(`${origin}/**`, async (route) => {
+      const url = new URL(route.request().url());
+      if (!url.pathname.startsWith("/admin/") || (down && url.pathname === "/admin/status"))
+        return route.abort("connectionrefused");
+      return route.fulfill({ response: await route.fetch({ url: `${origin}${url.pathname.slice(6)}` }) });
+    });
+    await page.goto(`${origin}/admin/`);
+    await page.locator("#node", { hasText: n.id }).waitFor();
+    assert.equal(await page.locator("body.stale").count(), 0);
+    assert.equal(await page.locator("#reach").isHidden(), true);
+
+    down = true;
+    await page.locator("body.stale #reach", { hasText: "does not answer" }).waitFor();
+    assert.equal(await page.locator("#node").textContent(), n.id, "the last answer stays, marked stale");
+    down = false;
+    await page.locator("body:not(.stale) #reach[hidden]").waitFor({ state: "attached" });
     await page.close();
   });
 });

@@ -1,5 +1,6 @@
 // The admin port's status page: polls /status (each second) and /metrics (every 5 s) of the node serving it.
 // Every value goes into the page through textContent, never as HTML: dead-letter reasons carry user input.
+// URLs are relative, so the page works behind a proxy that serves the admin port under a path prefix.
 
 const $ = (id) => document.getElementById(id);
 
@@ -81,7 +82,8 @@ function render(s) {
     [
       "waiting",
       a.waitingUntil ? `${a.waitingFor} until ${when(a.waitingUntil)}` : "no",
-      a.waitingUntil ? "bad" : undefined,
+      // Pacing (polling slower so the budget lasts) is the agent keeping clear of the limit, not a fault.
+      a.waitingUntil && !String(a.waitingFor).startsWith("pace") ? "bad" : undefined,
     ],
     ["cursor", s.cursor ? `after ${s.cursor.published ?? "(start)"} · term ${s.cursor.term ?? "—"}` : "—"],
     [
@@ -154,32 +156,43 @@ function parseRemaining(text) {
 }
 
 let lastOk = 0;
+/** A node that accepts the connection and never answers must not leave the page showing old values as current. */
+const ANSWER_WITHIN_MS = 3000;
 
 async function refresh() {
   try {
-    const res = await fetch("/status", { cache: "no-store" });
+    const res = await fetch("status", { cache: "no-store", signal: AbortSignal.timeout(ANSWER_WITHIN_MS) });
     if (!res.ok) throw new Error(`/status answered ${res.status}`);
     render(await res.json());
     lastOk = Date.now();
     $("reach").hidden = true;
+    document.body.classList.remove("stale");
     $("updated").textContent = `updated ${when(new Date().toISOString())}`;
   } catch (err) {
     const reach = $("reach");
     reach.hidden = false;
-    reach.textContent = `this node does not answer (${err.message})${lastOk ? `; last answer at ${when(new Date(lastOk).toISOString())}` : ""}`;
+    document.body.classList.add("stale");
+    const why = err.name === "TimeoutError" ? `no answer within ${ANSWER_WITHIN_MS / 1000} s` : err.message;
+    reach.textContent = `this node does not answer (${why}); what follows is ${lastOk ? `from ${when(new Date(lastOk).toISOString())}` : "not known yet"}`;
   }
 }
 
 async function refreshMetrics() {
   try {
-    const res = await fetch("/metrics", { cache: "no-store" });
+    const res = await fetch("metrics", { cache: "no-store", signal: AbortSignal.timeout(ANSWER_WITHIN_MS) });
     if (res.ok) remainingFromMetrics = parseRemaining(await res.text());
   } catch {
     // /status reports the node being unreachable.
   }
 }
 
-refreshMetrics();
-refresh();
-setInterval(refresh, 1000);
-setInterval(refreshMetrics, 5000);
+/** Runs `f` every `ms` after the previous run ends, so a slow node never has requests piling up. */
+async function every(ms, f) {
+  for (;;) {
+    await f();
+    await new Promise((r) => setTimeout(r, ms));
+  }
+}
+
+every(5000, refreshMetrics);
+every(1000, refresh);

@@ -9,7 +9,6 @@
  * An instance belongs to one term (its Leadership) and writes only while that term is current. When it fails
  * it has nothing left in flight (forEachLimit, settleAll), so a retry never overlaps with its own last attempt.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Cursor, CursorValue } from "../cluster/cursor.js";
 import type { DeadLetters } from "../cluster/dead-letters.js";
@@ -207,7 +206,10 @@ export class Agent {
     });
     if (!stored) return; // the term ended before it could read where to start
     this.cursor = stored;
-    this.lag = new EventLag(stored.published);
+    // A retried run of the same term keeps what it knew; a new one knows everything before the cursor (or,
+    // in a new cluster, before its starting position) is applied.
+    if (this.lag.appliedThrough === null)
+      this.lag = new EventLag(stored.published ?? sinceOf(stored.position));
     let position = stored.position;
     this.opts.logger.info(
       { position: stored.published ? `after ${stored.published}` : "the cluster's starting position" },
@@ -253,10 +255,7 @@ export class Agent {
       }
       // Once caught up, poll at the configured pace, or slower when the System Log's budget would not last
       // until its reset at that pace (okta-client.ts, paceMs).
-      if (caughtUp)
-        await sleep(Math.max(this.opts.pollMs, this.opts.okta.paceMs("logs")), undefined, {
-          signal: this.stop,
-        }).catch(() => undefined);
+      if (caughtUp) await this.opts.okta.pace("logs", this.opts.pollMs).catch(() => undefined);
     }
   }
 
@@ -525,4 +524,9 @@ export class Agent {
       "events recorded as dead letters",
     );
   }
+}
+
+/** The `since` of a first System Log URL (a new cluster's starting position), if it is one. */
+function sinceOf(position: string): string | undefined {
+  return new URL(position, "http://position.invalid").searchParams.get("since") ?? undefined;
 }

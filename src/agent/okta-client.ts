@@ -71,11 +71,23 @@ export interface OktaClientOptions {
 export interface OktaWait {
   bucket: OktaBucket;
   until: string;
-  reason: "rate-limit" | "429";
+  /**
+   * rate-limit: the budget is spent until its reset; 429: Okta refused without saying when to come back;
+   * unreachable / 5xx: a back-off before retrying a call that failed; pace: a caught-up agent polling slower
+   * so that the budget lasts until its reset.
+   */
+  reason: "rate-limit" | "429" | "unreachable" | "5xx" | "pace";
 }
 
 /** Below this share of a bucket's budget, calls are spread to last until its reset (paceMs). */
 const PACE_BELOW = 0.25;
+/**
+ * Okta's rate-limit windows are one minute long, so a reset further away than that (plus the Date header's
+ * one-second resolution) is a clock or header fault; waiting it out could stall the agent for hours.
+ */
+const MAX_RESET_AHEAD_MS = 61_000;
+/** The Date header's resolution (one second) and a second for the answer's time in flight. */
+const SKEW_RESOLUTION_MS = 2_000;
 
 export class OktaClient {
   private readonly pool: Pool;
@@ -85,7 +97,7 @@ export class OktaClient {
   private readonly logger: Logger;
   /** Epoch ms before which a bucket must not be called (its budget is spent). */
   private readonly blockedUntil = new Map<OktaBucket, number>();
-  /** The last rate-limit headers seen per bucket. */
+  /** The last rate-limit headers seen per bucket; resetMs is on this host's clock (see resetOnLocalClock). */
   private readonly budget = new Map<OktaBucket, { limit: number; remaining: number; resetMs: number }>();
   private _waiting: OktaWait | undefined;
   /** Called when a call starts waiting for a bucket's reset. */
@@ -135,11 +147,27 @@ export class OktaClient {
     return Math.ceil((b.resetMs - now) / Math.max(1, b.remaining));
   }
 
+  /**
+   * Waits `atLeastMs`, or paceMs when that is longer, shown in `waiting` as "pace" meanwhile. Not a stall
+   * (onWait is not called): it is a slower poll, the agent having read to the end of the log.
+   */
+  async pace(bucket: OktaBucket, atLeastMs: number): Promise<void> {
+    const pace = this.paceMs(bucket);
+    if (pace <= atLeastMs) return this.wait(atLeastMs);
+    const w: OktaWait = { bucket, until: new Date(Date.now() + pace).toISOString(), reason: "pace" };
+    this._waiting = w;
+    try {
+      await this.wait(pace);
+    } finally {
+      if (this._waiting === w) this._waiting = undefined;
+    }
+  }
+
   /** Waits `ms` (a step of a wait that lasts until `until`, epoch ms), shown in `waiting` meanwhile. */
   private async waitFor(
     bucket: OktaBucket,
     ms: number,
-    reason: OktaWait["reason"],
+    reason: Exclude<OktaWait["reason"], "pace">,
     until = Date.now() + ms,
   ): Promise<void> {
     const w: OktaWait = { bucket, until: new Date(until).toISOString(), reason };
@@ -191,31 +219,30 @@ export class OktaClient {
         this.checkRunning();
         this.metrics.agentRetries.inc({ target: "okta", reason: "network" });
         this.logger.warn({ err: (err as Error).message, bucket }, "Okta unreachable; retrying");
-        await this.wait(delay.duration);
+        await this.waitFor(bucket, delay.duration, "unreachable");
         delay = delay.next(undefined);
         continue;
       }
       this.calls++;
       this.metrics.oktaCalls.inc({ bucket, status: String(status) });
       const remaining = Number(headers["x-rate-limit-remaining"]);
-      const reset = Number(headers["x-rate-limit-reset"]);
       const limit = Number(headers["x-rate-limit-limit"]);
+      const reset = resetOnLocalClock(headers["x-rate-limit-reset"], headers.date, Date.now());
       if (Number.isFinite(remaining)) this.metrics.oktaRateLimitRemaining.set({ bucket }, remaining);
-      if (Number.isFinite(remaining) && Number.isFinite(limit) && Number.isFinite(reset))
-        this.budget.set(bucket, { limit, remaining, resetMs: reset * 1000 });
-      if (Number.isFinite(reset) && (status === 429 || remaining === 0)) {
-        // Reset is epoch seconds; a second of slack covers clock skew between Okta and this host.
-        const until = reset * 1000 + 1000;
-        this.blockedUntil.set(bucket, Math.max(until, Date.now() + 250));
+      if (Number.isFinite(remaining) && Number.isFinite(limit) && reset !== undefined)
+        this.budget.set(bucket, { limit, remaining, resetMs: reset });
+      if (reset !== undefined && (status === 429 || remaining === 0)) {
+        // A second of slack covers the Date header's one-second resolution.
+        this.blockedUntil.set(bucket, Math.max(reset + 1000, Date.now() + 250));
         // Info, not warn: waiting for the reset is what Okta asks of a client, not a fault.
         this.logger.info(
-          { bucket, status, remaining, resetAt: new Date(reset * 1000).toISOString() },
+          { bucket, status, remaining, resetAt: new Date(reset).toISOString() },
           "Okta rate limit reached; waiting for the reset",
         );
       }
       if (status === 429) {
         this.metrics.agentRetries.inc({ target: "okta", reason: "429" });
-        if (!Number.isFinite(reset)) {
+        if (reset === undefined) {
           await this.waitFor(bucket, limited.duration, "429");
           limited = limited.next(undefined);
         }
@@ -223,7 +250,7 @@ export class OktaClient {
       }
       if (status >= 500) {
         this.metrics.agentRetries.inc({ target: "okta", reason: String(status) });
-        await this.wait(delay.duration);
+        await this.waitFor(bucket, delay.duration, "5xx");
         delay = delay.next(undefined);
         continue;
       }
@@ -280,4 +307,23 @@ export class OktaClient {
     this.closed = true;
     await this.pool.close();
   }
+}
+
+/**
+ * X-Rate-Limit-Reset (epoch seconds on Okta's clock) as epoch ms on this host's clock: shifted by how far
+ * Okta's Date header is from this host's now, and never more than a window ahead. A host whose clock is
+ * behind Okta's would otherwise wait the difference on top of every reset, and one far behind would stall.
+ */
+export function resetOnLocalClock(
+  resetHeader: string | string[] | undefined,
+  dateHeader: string | string[] | undefined,
+  now: number,
+): number | undefined {
+  const reset = Number(resetHeader);
+  if (typeof resetHeader !== "string" || !Number.isFinite(reset)) return undefined;
+  const okNow = typeof dateHeader === "string" ? Date.parse(dateHeader) : Number.NaN;
+  // The Date header is truncated to the second: a difference within that (and the answer's flight) is no
+  // measured skew, and shifting by it would add up to a second to every wait between clocks that agree.
+  const skew = Number.isFinite(okNow) && Math.abs(okNow - now) > SKEW_RESOLUTION_MS ? okNow - now : 0;
+  return Math.min(reset * 1000 - skew, now + MAX_RESET_AHEAD_MS);
 }

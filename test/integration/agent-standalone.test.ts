@@ -102,4 +102,29 @@ describe("agent (standalone, SQLite)", () => {
     await waitFor("the agent to catch up again", async () => (await node.status()).agent.caughtUp === true);
     assert.equal((await node.status()).eventLagSeconds, 0);
   });
+
+  it("lag: a retried round keeps what the term knew, rather than starting over from the cursor", async () => {
+    await waitFor("the agent to catch up", async () => (await node.status()).agent.caughtUp === true);
+    // Caught up: everything before the last poll that reached the end is applied, later than the cursor's event.
+    const before = (await node.status()).agent.appliedThrough;
+    assert.ok(Date.parse(before) > Date.parse((await node.status()).cursor.published));
+    await sim.control("PUT", "/faults", {
+      faults: [{ pathPrefix: "/api/v1/logs", status: 401, count: 1e6 }],
+    });
+    try {
+      await waitFor(
+        "two failed rounds (a retried run)",
+        async () => ((await node.status()).agent.trouble?.failures ?? 0) >= 2,
+      );
+      const failing = await node.status();
+      assert.equal(failing.agent.caughtUp, false);
+      assert.ok(
+        Date.parse(failing.agent.appliedThrough) >= Date.parse(before),
+        JSON.stringify(failing.agent),
+      );
+    } finally {
+      await sim.control("PUT", "/faults", { faults: [] });
+    }
+    await waitFor("the agent to catch up again", async () => (await node.status()).agent.caughtUp === true);
+  });
 });

@@ -1,9 +1,11 @@
 /** The Okta client against the simulator's rate limits: it paces itself before the budget runs out, and shows a wait. */
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
-import { OktaClient } from "../../src/agent/okta-client.js";
+import { OktaClient, type OktaWait, resetOnLocalClock } from "../../src/agent/okta-client.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import { SIM_TOKEN, SimHandle } from "../support/okta-sim.js";
 
@@ -62,5 +64,88 @@ describe("okta client and the rate limits", () => {
     halt.abort();
     assert.equal(((await pending) as Error).name, "Stopped");
     assert.equal(okta.waiting, undefined, "the wait is over once the call ends");
+  });
+});
+
+describe("okta client: failures are waits too", { timeout: 30_000 }, () => {
+  const client = (orgUrl: string, halt: AbortSignal) =>
+    new OktaClient({
+      orgUrl,
+      token: SIM_TOKEN,
+      metrics: new Metrics("t"),
+      logger: pino({ level: "silent" }),
+      halt,
+    });
+
+  it("an unreachable Okta is a wait (reason unreachable), so the agent's lag counts while it lasts", async () => {
+    // Cuts the first connection without an answer, then answers an empty page.
+    let calls = 0;
+    const server = createServer((req, res) => {
+      if (calls++ === 0) return req.socket.destroy();
+      res.setHeader("content-type", "application/json");
+      res.end("[]");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const halt = new AbortController();
+    const okta = client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, halt.signal);
+    const waits: OktaWait[] = [];
+    okta.onWait = (w) => {
+      waits.push({ ...w });
+      assert.deepEqual(okta.waiting, w, "shown while it lasts");
+    };
+    await okta.get(LOGS);
+    assert.deepEqual(
+      waits.map((w) => [w.reason, w.bucket]),
+      [["unreachable", "logs"]],
+    );
+    assert.equal(okta.waiting, undefined, "the wait is over once the call has an answer");
+    halt.abort();
+    await okta.close();
+    await new Promise((r) => server.close(r));
+  });
+
+  it("a 5xx from Okta is a wait (reason 5xx) before the retry", async () => {
+    const sim = await SimHandle.start();
+    await sim.control("PUT", "/faults", { faults: [{ pathPrefix: "/api/v1/logs", status: 500, count: 1 }] });
+    const halt = new AbortController();
+    const okta = client(sim.url, halt.signal);
+    const waits: OktaWait[] = [];
+    okta.onWait = (w) => waits.push(w);
+    const page = await okta.get(LOGS);
+    assert.deepEqual(
+      waits.map((w) => w.reason),
+      ["5xx"],
+    );
+    assert.ok(Array.isArray(page.items), "the retry after the wait succeeded");
+    assert.equal(okta.waiting, undefined);
+    halt.abort();
+    await okta.close();
+    await sim.stop();
+  });
+});
+
+describe("resetOnLocalClock: X-Rate-Limit-Reset on this host's clock", () => {
+  const now = Date.parse("2026-12-02T12:00:00.400Z");
+  const reset = String(Date.parse("2026-12-02T12:00:30Z") / 1000);
+  it("clocks that agree within the Date header's resolution: the reset as sent", () => {
+    assert.equal(
+      resetOnLocalClock(reset, "Wed, 02 Dec 2026 12:00:00 GMT", now),
+      Date.parse("2026-12-02T12:00:30Z"),
+    );
+    assert.equal(resetOnLocalClock(reset, undefined, now), Date.parse("2026-12-02T12:00:30Z"));
+  });
+  it("Okta's clock 10 s ahead of this host: the reset comes 10 s sooner here", () => {
+    assert.equal(
+      resetOnLocalClock(reset, "Wed, 02 Dec 2026 12:00:10 GMT", now),
+      Date.parse("2026-12-02T12:00:20Z") + 400,
+    );
+  });
+  it("a reset hours ahead (a host clock far behind, or a bad header) is capped at one window", () => {
+    const far = String(Date.parse("2026-12-02T15:00:00Z") / 1000);
+    assert.equal(resetOnLocalClock(far, undefined, now), now + 61_000);
+  });
+  it("no reset header, or one that is not a number: unknown", () => {
+    assert.equal(resetOnLocalClock(undefined, undefined, now), undefined);
+    assert.equal(resetOnLocalClock("soon", undefined, now), undefined);
   });
 });

@@ -63,9 +63,11 @@ export interface Failover {
 
 /** What this node saw of the previous term's end, on the monotonic clock. */
 interface PreviousEnd {
+  /** The leader key whose deletion this describes: it holds only for the election that replaces that key. */
+  key: string;
   goneAt: number;
   keepaliveAt: number | undefined;
-  ranOut: boolean;
+  ended: Failover["previousEnded"];
 }
 
 interface Candidate {
@@ -207,10 +209,13 @@ export class Election extends EventEmitter {
     this.watcher.on("delete", (kv) => {
       if (this.leaderKey === kv.key.toString()) {
         const seen = this.sweeper.seen(this.leaderLease);
+        // Not seen by the sweeper (this node was not next in line): how the term ended is not known.
+        const ended = seen?.lastTtl === undefined ? null : seen.lastTtl === 0 ? "lease-ran-out" : "released";
         this.previousEnd = {
+          key: this.leaderKey,
           goneAt: this.clock.now(),
-          keepaliveAt: seen?.ranOut ? seen.renewedAtLeast : undefined,
-          ranOut: seen?.ranOut ?? false,
+          keepaliveAt: ended === "lease-ran-out" ? seen?.renewedAtLeast : undefined,
+          ended,
         };
       }
       void this.evaluate();
@@ -316,6 +321,10 @@ export class Election extends EventEmitter {
     const first = candidates[0];
     if (first?.key !== this.leaderKey) {
       if (this.leaderKey !== undefined) this.previousLeader = this._leaderId;
+      // What the watch saw of the old key's end describes only this change, and only if it makes us leader:
+      // kept past it, it would be reported for a later election whose deletion the watch missed.
+      const end = this.previousEnd?.key === this.leaderKey ? this.previousEnd : undefined;
+      this.previousEnd = first !== undefined && first.key === this.campaignKey ? end : undefined;
       this.leaderKey = first?.key;
       this.leaderLease = first?.lease;
       this._leaderId = first?.nodeId;
@@ -349,7 +358,7 @@ export class Election extends EventEmitter {
       from: this.previousLeader ?? null,
       to: this.opts.nodeId,
       term: mine.createRevision,
-      previousEnded: end ? (end.ranOut ? "lease-ran-out" : "released") : null,
+      previousEnded: end?.ended ?? null,
       lastKeepaliveAt: wall(end?.keepaliveAt),
       keyGoneAt: wall(end?.goneAt),
       firstEventAt: null,

@@ -40,8 +40,13 @@ export interface LeaseView {
   lease: string;
   /** Monotonic ms: the lease was last renewed no earlier than this. */
   renewedAtLeast: number | undefined;
-  /** The lease ran out (an answer of 0 s left or -1), rather than its key being deleted while it was alive. */
-  ranOut: boolean;
+  /**
+   * The last answer of whole seconds left (0 or more; -1, "no such lease", changes nothing: it says the lease
+   * is gone, not how). 0 means it was running out; more means it was alive under a second ago (the poll
+   * interval in its last seconds), so a key that then goes was deleted or revoked, not expired. Undefined: no
+   * answer yet.
+   */
+  lastTtl: number | undefined;
 }
 
 export class LeaseSweeper {
@@ -66,7 +71,7 @@ export class LeaseSweeper {
     if (leaseId === this.target) return;
     this.target = leaseId;
     if (leaseId !== undefined && leaseId !== this.view?.lease)
-      this.view = { lease: leaseId, renewedAtLeast: undefined, ranOut: false };
+      this.view = { lease: leaseId, renewedAtLeast: undefined, lastTtl: undefined };
     this.revokeAt = undefined;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
@@ -86,8 +91,9 @@ export class LeaseSweeper {
   private record(id: string, now: number, ttl: number, granted: number): void {
     const v = this.view;
     if (v?.lease !== id) return;
-    v.ranOut = ttl <= 0;
-    if (ttl < 0 || !Number.isFinite(granted) || granted <= 0) return;
+    if (ttl < 0 || !Number.isFinite(ttl)) return;
+    v.lastTtl = ttl;
+    if (!Number.isFinite(granted) || granted <= 0) return;
     const lower = now - (granted - ttl) * 1000;
     v.renewedAtLeast = Math.max(v.renewedAtLeast ?? lower, lower);
   }

@@ -21,6 +21,8 @@ script=$root/deploy/local/cluster.sh
 dir=${PROVISIOND_LOCAL_DIR:-$root/.local-cluster}
 logs=$dir/logs
 lock=$dir.lock
+# Written into a folder this script made: it only ever wipes a folder that holds it.
+marker=.provisiond-local-cluster
 token=local-scim-token-0123456789
 sim_token=local-okta-sim-token-0123
 app_id=0oalocalapp0000000
@@ -52,7 +54,7 @@ start_node() {
   PROVISIOND_ETCD_ENDPOINTS="$endpoints" PROVISIOND_LEASE_TTL_MS=$ttl \
   PROVISIOND_AGENT_SOURCE=okta-sim PROVISIOND_OKTA_ORG_URL=$sim_url \
   PROVISIOND_OKTA_API_TOKEN=$sim_token PROVISIOND_OKTA_APP_ID=$app_id \
-    setsid node --import tsx src/cli/main.ts node >>"$logs/node$n.log" 2>>"$logs/node$n.err" </dev/null &
+    setsid node --import tsx src/cli/main.ts node >>"$logs/node$n.log" 2>>"$logs/node$n.err" </dev/null 9>&- &
   echo "$!" >"$dir/node$n.pid"
   # Its pid file, not this shell's job table, tracks it (restart-node runs from another shell): no "Killed" notice.
   disown "$!"
@@ -85,26 +87,37 @@ primary_n() {
   for n in 1 2; do [ "$(role_of "$n" 2>/dev/null)" = primary ] && { echo "$n"; return 0; }; done
   return 1
 }
-is_alive() { [ -f "$dir/node$1.pid" ] && kill -0 "$(cat "$dir/node$1.pid")" 2>/dev/null; }
+# Prints node N's pid while that process runs and is a provisiond node (a pid file outlives its process, and
+# the pid may since belong to something else: never signal that).
+node_pid() {
+  local pid
+  pid=$(cat "$dir/node$1.pid" 2>/dev/null) || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "src/cli/main.ts node" || return 1
+  echo "$pid"
+}
+# The lock is held while a cluster runs from this folder (by the shell that started it).
+cluster_running() { ! flock -n "$lock" true 2>/dev/null; }
 
 cmd_primary() {
   local n
   n=$(primary_n) || fail "no node reports itself primary (is the cluster up, from this checkout with the same PROVISIOND_LOCAL_DIR and PROVISIOND_LOCAL_PORT_OFFSET=$off? Within a lease TTL of a failover, ask again. Its logs: $logs)"
-  say "node-$n  admin http://127.0.0.1:$(admin_port "$n")/  SCIM http://127.0.0.1:$(scim_port "$n")/scim/v2/  pid $(cat "$dir/node$n.pid")"
+  say "node-$n  admin http://127.0.0.1:$(admin_port "$n")/  SCIM http://127.0.0.1:$(scim_port "$n")/scim/v2/  pid $(node_pid "$n" || echo '?')"
 }
 
 cmd_kill_primary() {
   local n
   n=$(primary_n) || fail "no node reports itself primary (is the cluster up, with the same PROVISIOND_LOCAL_DIR and PROVISIOND_LOCAL_PORT_OFFSET=$off? Its logs: $logs)"
-  kill -KILL "$(cat "$dir/node$n.pid")"
-  say "killed node-$n (pid $(cat "$dir/node$n.pid")) at $(date -u +%H:%M:%S.%3N); bring it back with: deploy/local/cluster.sh restart-node $n"
+  pid=$(node_pid "$n") || fail "node-$n answers as primary but its pid file ($dir/node$n.pid) names no running node: is another cluster using these ports?"
+  kill -KILL "$pid"
+  rm -f "$dir/node$n.pid"
+  say "killed node-$n (pid $pid) at $(date -u +%H:%M:%S.%3N); bring it back with: deploy/local/cluster.sh restart-node $n"
 }
 
 cmd_restart_node() {
   local n=${1:-}
   [[ $n == 1 || $n == 2 ]] || fail "usage: cluster.sh restart-node 1|2"
-  [ -d "$logs" ] || fail "no cluster in $dir (start one with: deploy/local/cluster.sh)"
-  if is_alive "$n"; then kill -KILL "$(cat "$dir/node$n.pid")"; say "  killed node-$n (pid $(cat "$dir/node$n.pid"))"; fi
+  [ -d "$logs" ] && cluster_running || fail "no cluster is running from $dir (start one with: deploy/local/cluster.sh; the helper commands need the same PROVISIOND_LOCAL_DIR and PROVISIOND_LOCAL_PORT_OFFSET)"
+  if pid=$(node_pid "$n"); then kill -KILL "$pid"; say "  killed node-$n (pid $pid)"; fi
   start_node "$n"
   watch=$(cat "$dir/node$n.pid") wait_until "node-$n ready" 30 "$logs/node$n.err" curl -sf "http://127.0.0.1:$(admin_port "$n")/readyz"
   say "  node-$n is $(role_of "$n") (pid $(cat "$dir/node$n.pid"))"
@@ -139,14 +152,17 @@ done
 [ "${#busy[@]}" -eq 0 ] || fail "ports in use: ${busy[*]} (something else listens there). Stop it, or set PROVISIOND_LOCAL_PORT_OFFSET=$((off + 1000))."
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
-rm -rf "$dir" && mkdir -p "$logs" && chmod 755 "$dir"
+if [ -e "$dir" ] && [ ! -f "$dir/$marker" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
+  fail "$dir exists and was not made by cluster.sh (no $marker in it): not wiping it. Choose an empty or new PROVISIOND_LOCAL_DIR."
+fi
+rm -rf "$dir" && mkdir -p "$logs" && chmod 755 "$dir" && : >"$dir/$marker"
 
 pids=()
 cleanup() {
   trap - EXIT INT TERM
   say ""; say "stopping…"
   local all=("${pids[@]}")
-  for n in 1 2; do [ -f "$dir/node$n.pid" ] && all+=("$(cat "$dir/node$n.pid")"); done
+  for n in 1 2; do pid=$(node_pid "$n") && all+=("$pid"); done
   for p in "${all[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for _ in $(seq 1 20); do
     alive=0; for p in "${all[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
@@ -166,7 +182,7 @@ for i in 1 2 3; do
     --listen-client-urls "http://127.0.0.1:$(etcd_client "$i")" --advertise-client-urls "http://127.0.0.1:$(etcd_client "$i")" \
     --listen-peer-urls "http://127.0.0.1:$(etcd_peer "$i")" --initial-advertise-peer-urls "http://127.0.0.1:$(etcd_peer "$i")" \
     --initial-cluster "$members" --initial-cluster-state new --initial-cluster-token provisiond-local \
-    >"$logs/etcd$i.log" 2>&1 &
+    >"$logs/etcd$i.log" 2>&1 9>&- &
   pids+=($!)
 done
 wait_until "etcd up (3 members)" 30 "$logs/etcd1.log" env ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint health
@@ -174,13 +190,13 @@ wait_until "etcd up (3 members)" 30 "$logs/etcd1.log" env ETCDCTL_API=3 etcdctl 
 mariadb-install-db --no-defaults --user=mysql --datadir="$dir/mariadb" --auth-root-authentication-method=normal --skip-test-db >"$logs/mariadb-install.log" 2>&1 \
   || { tail -n 20 "$logs/mariadb-install.log" >&2; fail "mariadb-install-db failed (log above; the mysql user must be able to reach $dir)"; }
 mariadbd --no-defaults --user=mysql --datadir="$dir/mariadb" --port="$maria_port" --bind-address=127.0.0.1 \
-  --socket="$dir/mariadb/s.sock" --skip-log-bin >"$logs/mariadb.log" 2>&1 &
+  --socket="$dir/mariadb/s.sock" --skip-log-bin >"$logs/mariadb.log" 2>&1 9>&- &
 pids+=($!)
 wait_until "MariaDB up" 60 "$logs/mariadb.log" grep -q "ready for connections" "$logs/mariadb.log"
 node -e "require('mysql2/promise').createConnection({host:'127.0.0.1',port:$maria_port,user:'root'}).then(c=>c.query('CREATE DATABASE IF NOT EXISTS app').then(()=>c.end()))"
 
 PROVISIOND_OKTA_SIM_PORT=$sim_port PROVISIOND_OKTA_SIM_TOKEN=$sim_token PROVISIOND_OKTA_SIM_APP_ID=$app_id \
-  node --import tsx src/cli/main.ts okta-sim >"$logs/okta-sim.log" 2>&1 &
+  node --import tsx src/cli/main.ts okta-sim >"$logs/okta-sim.log" 2>&1 9>&- &
 pids+=($!)
 wait_until "okta-sim up" 30 "$logs/okta-sim.log" curl -sf -H "Authorization: SSWS $sim_token" "$sim_url/sim"
 

@@ -33,6 +33,7 @@ async function sim(method: string, path: string, body?: unknown): Promise<Json> 
     method,
     headers: { authorization: `SSWS ${simToken}`, "content-type": "application/json" },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(10_000),
   });
   if (!res.ok) throw new Error(`${method} /sim${path}: ${res.status} ${await res.text()}`);
   return res.json();
@@ -127,7 +128,10 @@ async function main(): Promise<number> {
   const truth = (await sim("GET", "/truth")) as Truth;
   const base = `http://127.0.0.1:${scimPorts[next - 1]}/scim/v2`;
   const diffs = await diffWithTruth(async (path) => {
-    const res = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${scimToken}` } });
+    const res = await fetch(`${base}${path}`, {
+      headers: { authorization: `Bearer ${scimToken}` },
+      signal: AbortSignal.timeout(30_000),
+    });
     return { status: res.status, body: await res.json() };
   }, truth);
   const s = await status(next);

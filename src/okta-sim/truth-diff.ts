@@ -31,12 +31,7 @@ interface ScimUserJson {
 /** Differences between the connector (read through `get`) and the simulator's ground truth; empty when equal. */
 export async function diffWithTruth(get: Get, truth: Truth): Promise<string[]> {
   const diffs: string[] = [];
-  const all: ScimUserJson[] = [];
-  for (let start = 1; ; start += 1000) {
-    const page = await get(`/Users?startIndex=${start}&count=1000`);
-    all.push(...page.body.Resources);
-    if (page.body.Resources.length < 1000) break;
-  }
+  const all = await listAll<ScimUserJson>(get, "/Users");
   const byExt = new Map(all.map((u) => [u.externalId, u]));
   for (const t of truth.users) {
     const u = byExt.get(t.externalId);
@@ -71,11 +66,10 @@ export async function diffWithTruth(get: Get, truth: Truth): Promise<string[]> {
   const known = new Set(truth.users.map((u) => u.externalId));
   for (const u of all) if (!known.has(u.externalId ?? "")) diffs.push(`unexpected user ${u.userName}`);
   const idToExt = new Map(all.map((u) => [u.id, u.externalId]));
-  const groups = (await get("/Groups?count=1000")).body.Resources as {
-    externalId?: string;
-    displayName: string;
-    members?: { value: string }[];
-  }[];
+  const groups = await listAll<{ externalId?: string; displayName: string; members?: { value: string }[] }>(
+    get,
+    "/Groups",
+  );
   for (const t of truth.groups) {
     const g = groups.find((x) => x.externalId === t.externalId);
     if (!g) {
@@ -90,4 +84,20 @@ export async function diffWithTruth(get: Get, truth: Truth): Promise<string[]> {
     }
   }
   return diffs;
+}
+
+/**
+ * Every resource of a SCIM list, page by page until totalResults: a server may answer fewer than `count` per
+ * page (RFC 7644 §3.4.2.4), so a short page is no sign of the end.
+ */
+async function listAll<T>(get: Get, path: string): Promise<T[]> {
+  const out: T[] = [];
+  for (;;) {
+    const page = await get(`${path}?startIndex=${out.length + 1}&count=1000`);
+    if (page.status !== 200)
+      throw new Error(`GET ${path} answered ${page.status}: ${JSON.stringify(page.body)}`);
+    const items = (page.body.Resources ?? []) as T[];
+    out.push(...items);
+    if (items.length === 0 || out.length >= page.body.totalResults) return out;
+  }
 }

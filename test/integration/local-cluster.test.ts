@@ -1,10 +1,11 @@
 /**
  * deploy/local/cluster.sh as a new user runs it: `demo` from start to finish (timeline, verdict, the killed node
- * back as standby), and a second start beside a running cluster refused before it touches anything.
+ * back as standby), a second start beside a running cluster refused before it touches anything, and a folder
+ * it did not make never wiped.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -96,5 +97,20 @@ describe("deploy/local/cluster.sh", { timeout: 300_000 }, () => {
     const code = await new Promise((r) => up!.once("exit", r));
     assert.notEqual(code, null);
     assert.match(out, /logs kept in /);
+
+    // Stopped: restart-node refuses rather than signal whatever now has the old pid, or start a lone node.
+    const restart = await finish(["restart-node", "1"], e);
+    assert.equal(restart.code, 1);
+    assert.match(restart.out, /no cluster is running from /);
+  });
+
+  it("never wipes a folder it did not make", async () => {
+    const dir = join(base, "precious");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "keep.txt"), "mine");
+    const r = await finish([], { ...env("precious"), PROVISIOND_LOCAL_PORT_OFFSET: "1900" });
+    assert.equal(r.code, 1);
+    assert.match(r.out, /exists and was not made by cluster\.sh .*not wiping it/);
+    assert.equal(readFileSync(join(dir, "keep.txt"), "utf8"), "mine");
   });
 });

@@ -98,6 +98,7 @@ async function listAll<T>(get: Get, path: string): Promise<T[]> {
       throw new Error(`GET ${path} answered ${page.status}: ${JSON.stringify(page.body)}`);
     const items = (page.body.Resources ?? []) as T[];
     out.push(...items);
-    if (items.length === 0 || out.length >= page.body.totalResults) return out;
+    // No totalResults (not SCIM): one page is all that can be trusted.
+    if (items.length === 0 || !(out.length < Number(page.body.totalResults))) return out;
   }
 }

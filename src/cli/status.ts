@@ -54,7 +54,10 @@ export async function nodeStatus(s: StatusSources) {
     eventLagSeconds: agent ? agent.lag.seconds() : null,
     agent: {
       source: cfg.agent.source,
-      running: agent !== undefined,
+      // An agent whose term has ended can no longer write (its requests are cut off, the cursor's Compare
+      // fails) but may still be letting go, e.g. of an etcd call to a member it is cut off from.
+      running: agent?.lead.isCurrent() === true,
+      stopping: agent !== undefined && !agent.lead.isCurrent(),
       term: agent?.lead.term ?? null,
       caughtUp: agent?.lag.caughtUp ?? false,
       lastPollAt: agent?.lag.lastPollAt ?? null,

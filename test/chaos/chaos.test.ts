@@ -90,8 +90,8 @@ describe("chaos: provisiond in containers", { timeout: 20 * 60_000 }, () => {
 
   /**
    * Polls both nodes' /status and provisiond_leader every 200 ms; records any moment at which two nodes said they
-   * were primary (asserted), and, apart, any at which two ran an agent (reported: a zombie's agent runs for a
-   * moment on waking before it sees its term is over, and the fence is what keeps its writes out).
+   * were primary (asserted), and, apart, any at which two ran an agent for a current term (reported: /status is
+   * read from each node at a slightly different moment; an agent whose term has ended reports `stopping`).
    */
   async function watchPrimaries(): Promise<void> {
     while (monitoring) {
@@ -327,10 +327,10 @@ describe("chaos: provisiond in containers", { timeout: 20 * 60_000 }, () => {
     try {
       await t.disconnect(p.node, t.etcdNet);
       // It still answers on the app network and still reaches MySQL: it must stop acting on its own.
-      await waitFor(
-        "the cut-off primary's agent to stop",
-        async () => (await t.status(p.node))?.agent?.running === false,
-      );
+      await waitFor("the cut-off primary's agent to stop", async () => {
+        const a = (await t.status(p.node))?.agent;
+        return a?.running === false && a.stopping === false;
+      });
       row.failoverMs = await firstEventAbove(p.term, at);
       // ... and before the standby is elected: its own `since` (when it became standby) against the new
       // primary's (when it was elected). Both containers read the same host clock.
@@ -414,7 +414,13 @@ describe("chaos: provisiond in containers", { timeout: 20 * 60_000 }, () => {
       // Every node answers, and none is primary (a node that does not answer proves nothing).
       await waitFor("no primary without quorum", async () => {
         const s = await Promise.all(t.nodes.map((n) => t.status(n)));
-        return s.every((x) => x !== undefined && x.role !== "primary" && x.agent?.running === false);
+        return s.every(
+          (x) =>
+            x !== undefined &&
+            x.role !== "primary" &&
+            x.agent?.running === false &&
+            x.agent.stopping === false,
+        );
       });
       const noPrimarySince = new Date().toISOString();
       // An absence is observed over a window, not awaited: two lease TTLs with the stream going on. A write

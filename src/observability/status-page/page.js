@@ -75,7 +75,15 @@ function render(s) {
   const a = s.agent ?? {};
   const lag = s.eventLagSeconds;
   pairs("events", [
-    ["agent", a.running ? `running (term ${a.term})` : "not running here", a.running ? "ok" : undefined],
+    [
+      "agent",
+      a.running
+        ? `running (term ${a.term})`
+        : a.stopping
+          ? `stopping (term ${a.term} ended)`
+          : "not running here",
+      a.running ? "ok" : undefined,
+    ],
     ["caught up", a.caughtUp ? "yes" : "no", a.caughtUp ? "ok" : undefined],
     ["event lag", lag === null || lag === undefined ? "—" : `${lag.toFixed(1)} s`],
     ["last poll", when(a.lastPollAt)],

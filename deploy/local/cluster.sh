@@ -18,7 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 script=$root/deploy/local/cluster.sh
-dir=${PROVISIOND_LOCAL_DIR:-$root/.local-cluster}
+# Absolute, without a trailing slash: the lock file sits beside the folder, never inside what is wiped.
+dir=$(realpath -m -- "${PROVISIOND_LOCAL_DIR:-$root/.local-cluster}")
+[ "$dir" != / ] || { printf 'cluster.sh: PROVISIOND_LOCAL_DIR=/ is not a folder it may wipe\n' >&2; exit 1; }
 logs=$dir/logs
 lock=$dir.lock
 # Written into a folder this script made: it only ever wipes a folder that holds it.
@@ -96,7 +98,12 @@ node_pid() {
   echo "$pid"
 }
 # The lock is held while a cluster runs from this folder (by the shell that started it).
-cluster_running() { ! flock -n "$lock" true 2>/dev/null; }
+# Exit status 75 is flock's answer "held" (-E); anything else (no lock file, no flock) is not "running".
+cluster_running() {
+  local rc=0
+  flock -n -E 75 "$lock" true 2>/dev/null || rc=$?
+  [ "$rc" -eq 75 ]
+}
 
 cmd_primary() {
   local n

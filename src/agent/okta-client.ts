@@ -99,7 +99,8 @@ export class OktaClient {
   private readonly blockedUntil = new Map<OktaBucket, number>();
   /** The last rate-limit headers seen per bucket; resetMs is on this host's clock (see resetOnLocalClock). */
   private readonly budget = new Map<OktaBucket, { limit: number; remaining: number; resetMs: number }>();
-  private _waiting: OktaWait | undefined;
+  /** The waits in progress: the agent's calls run in parallel, and each may be waiting for its own reason. */
+  private readonly waits = new Set<OktaWait>();
   /** Called when a call starts waiting for a bucket's reset. */
   onWait: ((w: OktaWait) => void) | undefined;
   calls = 0;
@@ -132,7 +133,9 @@ export class OktaClient {
 
   /** The wait in progress for a rate limit, if any. */
   get waiting(): OktaWait | undefined {
-    return this._waiting;
+    let last: OktaWait | undefined;
+    for (const w of this.waits) if (!last || w.until > last.until) last = w;
+    return last;
   }
 
   /**
@@ -155,11 +158,11 @@ export class OktaClient {
     const pace = this.paceMs(bucket);
     if (pace <= atLeastMs) return this.wait(atLeastMs);
     const w: OktaWait = { bucket, until: new Date(Date.now() + pace).toISOString(), reason: "pace" };
-    this._waiting = w;
+    this.waits.add(w);
     try {
       await this.wait(pace);
     } finally {
-      if (this._waiting === w) this._waiting = undefined;
+      this.waits.delete(w);
     }
   }
 
@@ -171,12 +174,12 @@ export class OktaClient {
     until = Date.now() + ms,
   ): Promise<void> {
     const w: OktaWait = { bucket, until: new Date(until).toISOString(), reason };
-    this._waiting = w;
+    this.waits.add(w);
     this.onWait?.(w);
     try {
       await this.wait(ms);
     } finally {
-      if (this._waiting === w) this._waiting = undefined;
+      this.waits.delete(w);
     }
   }
 
@@ -199,6 +202,8 @@ export class OktaClient {
       let status: number;
       let headers: Record<string, string | string[] | undefined>;
       let text: string;
+      /** When the answer's headers arrived: the Date header is compared with this, not with the body's end. */
+      let answeredAt: number;
       try {
         const res = await this.pool.request({
           method: "GET",
@@ -212,6 +217,7 @@ export class OktaClient {
           bodyTimeout: 30_000,
           ...(this.opts.cancel ? { signal: this.opts.cancel } : {}),
         });
+        answeredAt = Date.now();
         status = res.statusCode;
         headers = res.headers;
         text = await res.body.text();
@@ -227,7 +233,7 @@ export class OktaClient {
       this.metrics.oktaCalls.inc({ bucket, status: String(status) });
       const remaining = Number(headers["x-rate-limit-remaining"]);
       const limit = Number(headers["x-rate-limit-limit"]);
-      const reset = resetOnLocalClock(headers["x-rate-limit-reset"], headers.date, Date.now());
+      const reset = resetOnLocalClock(headers["x-rate-limit-reset"], headers.date, answeredAt);
       if (Number.isFinite(remaining)) this.metrics.oktaRateLimitRemaining.set({ bucket }, remaining);
       if (Number.isFinite(remaining) && Number.isFinite(limit) && reset !== undefined)
         this.budget.set(bucket, { limit, remaining, resetMs: reset });
@@ -242,7 +248,8 @@ export class OktaClient {
       }
       if (status === 429) {
         this.metrics.agentRetries.inc({ target: "okta", reason: "429" });
-        if (reset === undefined) {
+        // A reset already past (a proxy's own 429, a bad header) is no reset: retrying at once would spin.
+        if (reset === undefined || reset + 1000 <= Date.now()) {
           await this.waitFor(bucket, limited.duration, "429");
           limited = limited.next(undefined);
         }
@@ -319,8 +326,10 @@ export function resetOnLocalClock(
   dateHeader: string | string[] | undefined,
   now: number,
 ): number | undefined {
+  // Number("") is 0: an empty header would read as a reset at the epoch.
+  if (typeof resetHeader !== "string" || resetHeader.trim() === "") return undefined;
   const reset = Number(resetHeader);
-  if (typeof resetHeader !== "string" || !Number.isFinite(reset)) return undefined;
+  if (!Number.isFinite(reset) || reset <= 0) return undefined;
   const okNow = typeof dateHeader === "string" ? Date.parse(dateHeader) : Number.NaN;
   // The Date header is truncated to the second: a difference within that (and the answer's flight) is no
   // measured skew, and shifting by it would add up to a second to every wait between clocks that agree.

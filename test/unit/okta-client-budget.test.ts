@@ -65,6 +65,31 @@ describe("okta client and the rate limits", () => {
     assert.equal(((await pending) as Error).name, "Stopped");
     assert.equal(okta.waiting, undefined, "the wait is over once the call ends");
   });
+
+  it("a caught-up agent's slower poll (pace) is shown as such, and is not a stall", async () => {
+    // The window so far spent 8 calls; a limit of 11 leaves 2 after one more: under a quarter.
+    sim.sim.limiter.config.perMinute.logs = 11;
+    const stop = new AbortController();
+    const fresh = new OktaClient({
+      orgUrl: sim.url,
+      token: SIM_TOKEN,
+      metrics: new Metrics("t"),
+      logger: pino({ level: "silent" }),
+      halt: stop.signal,
+    });
+    const stalls: OktaWait[] = [];
+    fresh.onWait = (w) => stalls.push(w);
+    await fresh.get(LOGS);
+    assert.ok(fresh.paceMs("logs") > 0, "2 of 11 left: pacing");
+    const paced = fresh.pace("logs", 0).catch((err: Error) => err);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(fresh.waiting?.reason, "pace");
+    assert.deepEqual(stalls, [], "pacing is not reported as a stall");
+    stop.abort();
+    assert.equal(((await paced) as Error).name, "Stopped");
+    assert.equal(fresh.waiting, undefined);
+    await fresh.close();
+  });
 });
 
 describe("okta client: failures are waits too", { timeout: 30_000 }, () => {
@@ -147,5 +172,7 @@ describe("resetOnLocalClock: X-Rate-Limit-Reset on this host's clock", () => {
   it("no reset header, or one that is not a number: unknown", () => {
     assert.equal(resetOnLocalClock(undefined, undefined, now), undefined);
     assert.equal(resetOnLocalClock("soon", undefined, now), undefined);
+    assert.equal(resetOnLocalClock("", undefined, now), undefined, "Number('') is 0, not a reset");
+    assert.equal(resetOnLocalClock(["1", "2"], undefined, now), undefined);
   });
 });

@@ -101,6 +101,9 @@ export class Election extends EventEmitter {
   private campaignKey: string | undefined;
   /** The etcd revision that created our key; a read older than it cannot see the key yet. */
   private campaignRevision = 0;
+  /** evaluate() calls started, and the latest whose read was applied. */
+  private evaluations = 0;
+  private appliedEvaluation = 0;
   private watcher: Watcher | undefined;
   private keepaliveLoop: NodeJS.Timeout | undefined;
   private evaluateLoop: NodeJS.Timeout | undefined;
@@ -207,17 +210,7 @@ export class Election extends EventEmitter {
   private async startWatch(): Promise<void> {
     this.watcher = await this.opts.client.watch().prefix(this.electionPrefix).create();
     this.watcher.on("delete", (kv) => {
-      if (this.leaderKey === kv.key.toString()) {
-        const seen = this.sweeper.seen(this.leaderLease);
-        // Not seen by the sweeper (this node was not next in line): how the term ended is not known.
-        const ended = seen?.lastTtl === undefined ? null : seen.lastTtl === 0 ? "lease-ran-out" : "released";
-        this.previousEnd = {
-          key: this.leaderKey,
-          goneAt: this.clock.now(),
-          keepaliveAt: ended === "lease-ran-out" ? seen?.renewedAtLeast : undefined,
-          ended,
-        };
-      }
+      if (this.leaderKey === kv.key.toString()) this.leaderKeyGone(this.leaderKey);
       void this.evaluate();
     });
     this.watcher.on("put", () => void this.evaluate());
@@ -295,9 +288,29 @@ export class Election extends EventEmitter {
     this.timer.arm();
   }
 
+  /** Records how the leader's key `key` went, from what the sweeper saw of its lease. */
+  private leaderKeyGone(key: string): void {
+    const now = this.clock.now();
+    const seen = this.sweeper.seen(this.leaderLease);
+    // Ran out: its last answer was under a second left. Released: the key went while the last answer still
+    // promised it life (TTL whole seconds, truncated, from when it came). Neither, or not watched (this node
+    // was not next in line): not known.
+    let ended: Failover["previousEnded"] = null;
+    if (seen?.lastTtl === 0) ended = "lease-ran-out";
+    else if (seen?.lastTtl !== undefined && seen.answeredAt !== undefined)
+      ended = now < seen.answeredAt + seen.lastTtl * 1000 ? "released" : null;
+    this.previousEnd = {
+      key,
+      goneAt: now,
+      keepaliveAt: ended === "lease-ran-out" ? seen?.renewedAtLeast : undefined,
+      ended,
+    };
+  }
+
   /** Finds the current leader and, if it is this node and its lease is healthy, takes the role. */
   private async evaluate(): Promise<void> {
     if (!this.running) return;
+    const seq = ++this.evaluations;
     let candidates: Candidate[];
     let readRevision: number;
     try {
@@ -317,10 +330,20 @@ export class Election extends EventEmitter {
     } catch {
       return; // the keepalive path decides what an unreachable etcd means
     }
+    // A read that a later one overtook would put an older line back (and the old leader with it).
+    if (seq < this.appliedEvaluation) return;
+    this.appliedEvaluation = seq;
     this.line = candidates;
     const first = candidates[0];
     if (first?.key !== this.leaderKey) {
       if (this.leaderKey !== undefined) this.previousLeader = this._leaderId;
+      // The watch's delete event may come after this read (or not at all while it reconnects).
+      if (
+        this.leaderKey !== undefined &&
+        this.previousEnd?.key !== this.leaderKey &&
+        !candidates.some((c) => c.key === this.leaderKey)
+      )
+        this.leaderKeyGone(this.leaderKey);
       // What the watch saw of the old key's end describes only this change, and only if it makes us leader:
       // kept past it, it would be reported for a later election whose deletion the watch missed.
       const end = this.previousEnd?.key === this.leaderKey ? this.previousEnd : undefined;

@@ -47,6 +47,8 @@ export interface LeaseView {
    * answer yet.
    */
   lastTtl: number | undefined;
+  /** Monotonic ms: when lastTtl's answer came. */
+  answeredAt: number | undefined;
 }
 
 export class LeaseSweeper {
@@ -71,7 +73,7 @@ export class LeaseSweeper {
     if (leaseId === this.target) return;
     this.target = leaseId;
     if (leaseId !== undefined && leaseId !== this.view?.lease)
-      this.view = { lease: leaseId, renewedAtLeast: undefined, lastTtl: undefined };
+      this.view = { lease: leaseId, renewedAtLeast: undefined, lastTtl: undefined, answeredAt: undefined };
     this.revokeAt = undefined;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
@@ -93,6 +95,7 @@ export class LeaseSweeper {
     if (v?.lease !== id) return;
     if (ttl < 0 || !Number.isFinite(ttl)) return;
     v.lastTtl = ttl;
+    v.answeredAt = now;
     if (!Number.isFinite(granted) || granted <= 0) return;
     const lower = now - (granted - ttl) * 1000;
     v.renewedAtLeast = Math.max(v.renewedAtLeast ?? lower, lower);

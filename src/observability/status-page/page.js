@@ -171,7 +171,15 @@ async function refresh() {
   try {
     const res = await fetch("status", { cache: "no-store", signal: AbortSignal.timeout(ANSWER_WITHIN_MS) });
     if (!res.ok) throw new Error(`/status answered ${res.status}`);
-    render(await res.json());
+    const body = await res.json().catch(() => {
+      throw new Error("/status did not answer JSON (a proxy's error page?)");
+    });
+    try {
+      render(body);
+    } catch (err) {
+      // The node answered: say the page could not show it, rather than that the node is down.
+      throw Object.assign(new Error(`this page could not show /status: ${err.message}`), { answered: true });
+    }
     lastOk = Date.now();
     $("reach").hidden = true;
     document.body.classList.remove("stale");
@@ -181,7 +189,8 @@ async function refresh() {
     reach.hidden = false;
     document.body.classList.add("stale");
     const why = err.name === "TimeoutError" ? `no answer within ${ANSWER_WITHIN_MS / 1000} s` : err.message;
-    reach.textContent = `this node does not answer (${why}); what follows is ${lastOk ? `from ${when(new Date(lastOk).toISOString())}` : "not known yet"}`;
+    const what = err.answered ? err.message : `this node does not answer (${why})`;
+    reach.textContent = `${what}; what follows is ${lastOk ? `from ${when(new Date(lastOk).toISOString())}` : "not known yet"}`;
   }
 }
 

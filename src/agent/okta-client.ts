@@ -156,26 +156,22 @@ export class OktaClient {
    */
   async pace(bucket: OktaBucket, atLeastMs: number): Promise<void> {
     const pace = this.paceMs(bucket);
-    if (pace <= atLeastMs) return this.wait(atLeastMs);
-    const w: OktaWait = { bucket, until: new Date(Date.now() + pace).toISOString(), reason: "pace" };
-    this.waits.add(w);
-    try {
-      await this.wait(pace);
-    } finally {
-      this.waits.delete(w);
-    }
+    return pace <= atLeastMs ? this.wait(atLeastMs) : this.waitFor(bucket, pace, "pace");
   }
 
-  /** Waits `ms` (a step of a wait that lasts until `until`, epoch ms), shown in `waiting` meanwhile. */
+  /**
+   * Waits `ms` (a step of a wait that lasts until `until`, epoch ms), shown in `waiting` meanwhile; every
+   * reason but pace is a stall, told to onWait.
+   */
   private async waitFor(
     bucket: OktaBucket,
     ms: number,
-    reason: Exclude<OktaWait["reason"], "pace">,
+    reason: OktaWait["reason"],
     until = Date.now() + ms,
   ): Promise<void> {
     const w: OktaWait = { bucket, until: new Date(until).toISOString(), reason };
     this.waits.add(w);
-    this.onWait?.(w);
+    if (reason !== "pace") this.onWait?.(w);
     try {
       await this.wait(ms);
     } finally {

@@ -17,13 +17,20 @@ export interface ReconcileResult {
   refused: { subject: string; reason: string }[];
 }
 
+/**
+ * Every user of the connector, page by page until totalResults: a page may hold fewer than asked for (the
+ * connector's PROVISIOND_SCIM_MAX_RESULTS, or its pages trimmed by size; RFC 7644 §3.4.2.4), so a short page is
+ * no sign of the end. (src/okta-sim/truth-diff.ts pages the same way; the layers keep them apart.)
+ */
 async function scimUsers(scim: ScimClient): Promise<(ScimUser & { externalId?: string })[]> {
   const out: (ScimUser & { externalId?: string })[] = [];
-  for (let start = 1; ; start += 1000) {
-    const r = await scim.request("GET", `/Users?startIndex=${start}&count=1000`);
-    const page = (r.body as { Resources?: (ScimUser & { externalId?: string })[] }).Resources ?? [];
+  for (;;) {
+    const r = await scim.request("GET", `/Users?startIndex=${out.length + 1}&count=1000`);
+    const body = r.body as { Resources?: (ScimUser & { externalId?: string })[]; totalResults?: number };
+    const page = body.Resources ?? [];
     out.push(...page);
-    if (page.length < 1000) return out;
+    // No totalResults (not SCIM): one page is all that can be trusted.
+    if (page.length === 0 || !(out.length < Number(body.totalResults))) return out;
   }
 }
 

@@ -22,8 +22,8 @@ describe("reconcile", () => {
   const ids: string[] = [];
   before(async () => {
     sim = await SimHandle.start();
-    // A connector with no agent: it has never seen an event.
-    node = await TestNode.start();
+    // A connector with no agent: it has never seen an event. Its pages hold 50 users: the 120 take three.
+    node = await TestNode.start(undefined, { PROVISIOND_SCIM_MAX_RESULTS: "50" });
     for (let i = 0; i < 120; i++) {
       const u = await sim.control("POST", "/users", {
         login: `r${i}@example.com`,
@@ -89,6 +89,14 @@ describe("reconcile", () => {
     assert.deepEqual(again.groups, { unchanged: 1 });
   });
 
+  it("deactivates a user Okta no longer assigns, wherever it falls in the connector's pages", async () => {
+    // The last user created: past the connector's first page of 50.
+    await sim.control("POST", "/unassign", { userId: ids[119] });
+    const r = await once();
+    assert.equal(r.users.deactivated, 1, JSON.stringify(r));
+    assert.deepEqual(await diffWithTruth((p) => node.request("GET", p), await truth()), []);
+  });
+
   it("runs from the command line and reports what it did", async () => {
     const { stdout } = await run(
       process.execPath,
@@ -105,6 +113,6 @@ describe("reconcile", () => {
         },
       },
     );
-    assert.equal(JSON.parse(stdout).users.unchanged, 119);
+    assert.equal(JSON.parse(stdout).users.unchanged, 119, stdout);
   });
 });
